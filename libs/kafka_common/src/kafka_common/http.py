@@ -1,0 +1,93 @@
+"""The HTTP side every service has: /healthz, /readyz, /metrics and request metrics.
+
+create_app() gives a Flask app with those routes; a service may add its own
+(status adds its query API; the webapp is a full Flask app that calls
+install_observability()). Consumer services serve it with waitress on a
+background thread (HTTPServer); the webapp runs under gunicorn.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+from flask import Flask, Response, g, jsonify, request
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+
+from kafka_common import metrics
+from kafka_common.health import Health
+from kafka_common.logging import get_logger
+
+PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def _metrics_payload() -> bytes:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # gunicorn workers each write their own files; aggregate them per scrape.
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)
+
+
+def install_observability(app: Flask, component: str, health: Health) -> None:
+    """Add the probe and metrics routes and time every request by its route template."""
+
+    @app.get("/healthz")
+    def healthz():
+        ok, detail = health.live()
+        return jsonify(status="ok" if ok else "failing", detail=detail), 200 if ok else 503
+
+    @app.get("/readyz")
+    def readyz():
+        ok, detail = health.ready()
+        return jsonify(status="ready" if ok else "not ready", detail=detail), 200 if ok else 503
+
+    @app.get("/metrics")
+    def prometheus_metrics():
+        return Response(_metrics_payload(), mimetype=CONTENT_TYPE_LATEST)
+
+    @app.before_request
+    def _start_timer():
+        g.request_started = time.perf_counter()
+
+    @app.after_request
+    def _observe(response):
+        started = g.get("request_started")
+        if started is not None and request.path not in PROBE_PATHS:
+            route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+            metrics.HTTP_REQUEST_SECONDS.labels(component, route, request.method, str(response.status_code)).observe(
+                time.perf_counter() - started)
+        return response
+
+
+def create_app(component: str, health: Health) -> Flask:
+    app = Flask(f"pizza-{component}")
+    app.json.sort_keys = False
+    install_observability(app, component, health)
+    return app
+
+
+class HTTPServer:
+    """waitress on a daemon thread: probes and metrics beside a poll loop."""
+
+    def __init__(self, app: Flask, port: int, host: str = "0.0.0.0", threads: int = 4):
+        from waitress.server import create_server
+
+        self._log = get_logger()
+        self._server = create_server(app, host=host, port=port, threads=threads, ident=None,
+                                     clear_untrusted_proxy_headers=True)
+        self.port = self._server.effective_port
+        self._thread = threading.Thread(target=self._server.run, name="http", daemon=True)
+
+    def start(self) -> HTTPServer:
+        self._thread.start()
+        self._log.info("HTTP server listening", port=self.port)
+        return self
+
+    def stop(self) -> None:
+        self._server.close()
+        self._log.info("HTTP server stopped")

@@ -1,0 +1,86 @@
+"""Structured logging: JSON lines in containers (LOG_FORMAT=json), readable console output otherwise.
+
+Every line carries the service; lines about an event also carry order_id,
+topic, partition and offset, bound through contextvars by event_context().
+Standard-library loggers (gunicorn, waitress, librdkafka via confluent-kafka)
+are routed through the same renderer so a container prints one format only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from contextlib import contextmanager
+
+import structlog
+
+_SERVICE = {"name": "unknown"}
+
+
+def _add_service(_, __, event_dict):
+    event_dict.setdefault("service", _SERVICE["name"])
+    return event_dict
+
+
+def configure_logging(service: str, fmt: str | None = None, level: str | None = None) -> None:
+    _SERVICE["name"] = service
+    fmt = (fmt or os.environ.get("LOG_FORMAT", "console")).lower()
+    level_name = (level or os.environ.get("LOG_LEVEL", "INFO")).upper()
+    level_no = logging.getLevelName(level_name)
+    if not isinstance(level_no, int):
+        level_no = logging.INFO
+    shared = [
+        structlog.contextvars.merge_contextvars,
+        _add_service,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+    ]
+    if fmt == "json":
+        # Exceptions become structured fields (type, value, frames), not a text blob.
+        renderer_chain = [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()]
+    else:
+        renderer_chain = [structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())]
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderer_chain],
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level_no)
+    for noisy in ("waitress.queue", "werkzeug"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def get_logger(name: str = "pizza"):
+    return structlog.stdlib.get_logger(name)
+
+
+@contextmanager
+def event_context(topic: str, partition: int, offset: int, key: str | None):
+    """Bind the fields of one record to every log line written while handling it."""
+    with structlog.contextvars.bound_contextvars(topic=topic, partition=partition, offset=offset, order_id=key):
+        yield
+
+
+def record_fields(msg) -> dict:
+    """topic/partition/offset/key/value of a confluent_kafka Message, as the original logs them."""
+    key = msg.key()
+    value = msg.value()
+    return {
+        "topic": msg.topic(),
+        "partition": msg.partition(),
+        "offset": msg.offset(),
+        "order_id": key.decode(errors="replace") if key else None,
+        "value": value.decode(errors="replace") if value else None,
+    }

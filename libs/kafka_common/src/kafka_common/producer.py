@@ -1,0 +1,133 @@
+"""Producers: idempotent (acks=all), delivery reports logged like the original's.
+
+EventProducer.send() waits for the broker's acknowledgement, so a caller
+(the webapp) answers only once the event is durable. TransactionalProducer
+is what the consume loop uses for consume -> produce.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaError, KafkaException, Producer
+
+from kafka_common import events, metrics
+from kafka_common.config import ClientConfig, ConfigError, explain_client_error
+from kafka_common.logging import get_logger
+
+PRODUCER_DEFAULTS = {
+    "enable.idempotence": "true",
+    "acks": "all",
+    "linger.ms": "5",
+    "compression.type": "lz4",
+}
+
+
+class ProduceError(Exception):
+    """Kafka did not acknowledge the event in time; nothing may be assumed written."""
+
+
+@dataclass(frozen=True)
+class Delivered:
+    topic: str
+    partition: int
+    offset: int
+
+
+def _client_error_logger(component: str):
+    log = get_logger("kafka")
+
+    def on_error(err: KafkaError) -> None:
+        metrics.KAFKA_ERRORS.labels(component, err.name()).inc()
+        if err.fatal():
+            log.error("fatal Kafka client error", error=err.str(), code=err.name())
+        else:
+            log.warning("Kafka client error", error=err.str(), code=err.name())
+
+    return on_error
+
+
+def build_producer(config: ClientConfig, component: str, extra: dict | None = None,
+                   on_error=None) -> Producer:
+    props = {**PRODUCER_DEFAULTS, **config.properties, **(extra or {})}
+    props.setdefault("client.id", f"pizza-{component}")
+    props["error_cb"] = on_error or _client_error_logger(component)
+    try:
+        return Producer(props)
+    except KafkaException as exc:
+        raise ConfigError(explain_client_error(config, exc.args[0].str())) from exc
+
+
+def log_delivery(log, err, msg) -> None:
+    """The original's delivery report: topic, partition, offset, key, value."""
+    key = msg.key().decode(errors="replace") if msg.key() else None
+    if err is not None:
+        log.error("event not delivered", topic=msg.topic(), order_id=key, error=err.str())
+        return
+    log.info("event produced", topic=msg.topic(), partition=msg.partition(), offset=msg.offset(), order_id=key,
+             value=msg.value().decode(errors="replace") if msg.value() else None)
+
+
+class EventProducer:
+    """Send events and wait for the acknowledgement; safe to share between threads."""
+
+    def __init__(self, config: ClientConfig, component: str, source: str | None = None,
+                 message_timeout_s: float = 5.0):
+        self.component = component
+        self.source = source or f"/pizza-shop/{component}"
+        self._log = get_logger("producer")
+        # delivery.timeout: librdkafka gives up (and reports) within this bound,
+        # so a caller never waits forever while Kafka is down.
+        self._producer = build_producer(
+            config, component, {"message.timeout.ms": str(int(message_timeout_s * 1000))})
+        self._timeout = message_timeout_s
+        self._poller_stop = threading.Event()
+        self._poller = threading.Thread(target=self._serve_callbacks, name="producer-callbacks", daemon=True)
+        self._poller.start()
+
+    def _serve_callbacks(self) -> None:
+        while not self._poller_stop.is_set():
+            self._producer.poll(0.1)
+
+    def send(self, payload: events.Payload) -> Delivered:
+        """Produce one event and block until Kafka acknowledged it (or raise ProduceError)."""
+        key, value, headers = events.encode(payload, self.source)
+        done = threading.Event()
+        outcome: dict = {}
+
+        def on_delivery(err, msg):
+            outcome["err"], outcome["msg"] = err, msg
+            log_delivery(self._log, err, msg)
+            done.set()
+
+        try:
+            self._producer.produce(payload.TOPIC, key=key, value=value, headers=headers, on_delivery=on_delivery)
+        except (KafkaException, BufferError) as exc:
+            metrics.EVENTS_FAILED.labels(self.component, payload.TOPIC, "produce").inc()
+            raise ProduceError(str(exc)) from exc
+        # The message timeout bounds delivery; the margin covers callback scheduling.
+        if not done.wait(self._timeout + 2.0):
+            metrics.EVENTS_FAILED.labels(self.component, payload.TOPIC, "produce").inc()
+            raise ProduceError("Kafka did not acknowledge the event in time")
+        if outcome["err"] is not None:
+            metrics.EVENTS_FAILED.labels(self.component, payload.TOPIC, "produce").inc()
+            raise ProduceError(outcome["err"].str())
+        msg = outcome["msg"]
+        metrics.EVENTS_PRODUCED.labels(self.component, payload.TOPIC).inc()
+        return Delivered(msg.topic(), msg.partition(), msg.offset())
+
+    def cluster_reachable(self, timeout: float = 2.0) -> bool:
+        try:
+            self._producer.list_topics(timeout=timeout)
+            return True
+        except KafkaException:
+            return False
+
+    def close(self, timeout: float = 5.0) -> int:
+        """Flush what is queued; returns how many events were left undelivered."""
+        self._poller_stop.set()
+        self._poller.join(timeout=1.0)
+        remaining = self._producer.flush(timeout)
+        self._log.info("producer flushed", undelivered=remaining)
+        return remaining
