@@ -1,0 +1,66 @@
+# Entry points. `make run` and `make test` are all a newcomer needs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PACKAGES := libs/kafka_common tools/local_kafka $(wildcard services/*)
+# Go tools (helm, actionlint) are built from source into the repo's cache.
+TOOLS_BIN := $(CURDIR)/.cache/bin
+HELM_VERSION := v3.22.0
+ACTIONLINT_VERSION := v1.7.7
+export PATH := $(TOOLS_BIN):$(PATH)
+
+.PHONY: help venv run kafka topics test test-fast test-pods lint images tools clean
+
+help:
+	@echo "make run        the whole shop locally (Kafka + five services), http://127.0.0.1:8000"
+	@echo "make test       every test, against a real Kafka broker"
+	@echo "make kafka      only the local Kafka broker, in the foreground"
+	@echo "make topics     create the shop's topics on KAFKA_BOOTSTRAP_SERVERS (re-runnable)"
+	@echo "make images     build the five container images with podman"
+	@echo "make test-pods  run the Helm chart's pods under podman"
+	@echo "make lint       ruff"
+
+$(VENV)/.installed: $(foreach p,$(PACKAGES),$(p)/pyproject.toml) requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(foreach p,$(PACKAGES),-e $(p)) -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+run: venv
+	$(PY) -m local_kafka.shop
+
+kafka: venv
+	$(PY) -m local_kafka
+
+topics: venv
+	$(VENV)/bin/pizza-create-topics
+
+tools: $(TOOLS_BIN)/helm $(TOOLS_BIN)/actionlint
+
+$(TOOLS_BIN)/helm:
+	GOBIN=$(TOOLS_BIN) go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+$(TOOLS_BIN)/actionlint:
+	GOBIN=$(TOOLS_BIN) go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+images:
+	bash scripts/images/build-images.sh
+
+test: venv tools
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest
+
+test-fast: venv
+	$(VENV)/bin/pytest -m "not slow"
+
+test-pods: venv tools
+	$(VENV)/bin/pytest tests/pods
+
+clean:
+	rm -rf $(VENV) .cache/kafka-data
