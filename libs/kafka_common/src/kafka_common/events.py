@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
-
 from kafka_common import menu, topics
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
@@ -139,7 +138,7 @@ def new_order_id() -> str:
 
 def encode(payload: Payload, source: str, event_id: str | None = None, time: datetime | None = None):
     """Turn a payload into (key, value, headers) for Producer.produce()."""
-    time = time or datetime.now(timezone.utc)
+    time = time or datetime.now(UTC)
     headers = [
         ("ce_specversion", SPEC_VERSION),
         ("ce_id", event_id or str(uuid.uuid4())),
@@ -190,7 +189,7 @@ def decode(model: type[Payload], key: bytes | None, value: bytes | None, headers
     if key is not None and key.decode(errors="replace") != payload.order_id:
         raise InvalidEvent("record key does not match the event's order_id")
     envelope = Envelope(
-        id=h["ce_id"], type=h["ce_type"], source=h["ce_source"], time=time.astimezone(timezone.utc),
+        id=h["ce_id"], type=h["ce_type"], source=h["ce_source"], time=time.astimezone(UTC),
         schema_version=version, order_id=payload.order_id,
     )
     return Event(envelope, payload)

@@ -10,18 +10,11 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from confluent_kafka import KafkaError, KafkaException, Producer
-
+from confluent_kafka import KafkaError, KafkaException
 from kafka_common import events, metrics
-from kafka_common.config import ClientConfig, ConfigError, explain_client_error
+from kafka_common.clients import build_producer
+from kafka_common.config import ClientConfig
 from kafka_common.logging import get_logger
-
-PRODUCER_DEFAULTS = {
-    "enable.idempotence": "true",
-    "acks": "all",
-    "linger.ms": "5",
-    "compression.type": "lz4",
-}
 
 
 class ProduceError(Exception):
@@ -35,7 +28,7 @@ class Delivered:
     offset: int
 
 
-def _client_error_logger(component: str):
+def client_error_logger(component: str):
     log = get_logger("kafka")
 
     def on_error(err: KafkaError) -> None:
@@ -46,17 +39,6 @@ def _client_error_logger(component: str):
             log.warning("Kafka client error", error=err.str(), code=err.name())
 
     return on_error
-
-
-def build_producer(config: ClientConfig, component: str, extra: dict | None = None,
-                   on_error=None) -> Producer:
-    props = {**PRODUCER_DEFAULTS, **config.properties, **(extra or {})}
-    props.setdefault("client.id", f"pizza-{component}")
-    props["error_cb"] = on_error or _client_error_logger(component)
-    try:
-        return Producer(props)
-    except KafkaException as exc:
-        raise ConfigError(explain_client_error(config, exc.args[0].str())) from exc
 
 
 def log_delivery(log, err, msg) -> None:
@@ -80,7 +62,8 @@ class EventProducer:
         # delivery.timeout: librdkafka gives up (and reports) within this bound,
         # so a caller never waits forever while Kafka is down.
         self._producer = build_producer(
-            config, component, {"message.timeout.ms": str(int(message_timeout_s * 1000))})
+            config, component, {"message.timeout.ms": str(int(message_timeout_s * 1000))},
+            client_error_logger(component))
         self._timeout = message_timeout_s
         self._poller_stop = threading.Event()
         self._poller = threading.Thread(target=self._serve_callbacks, name="producer-callbacks", daemon=True)

@@ -48,10 +48,12 @@ def create_topics(
 
     replication_factor=-1 takes the broker's default.replication.factor.
     """
+    import logging
+
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient(admin_config)
+    admin = AdminClient({**admin_config, "logger": logging.getLogger("librdkafka")})
     new = [
         NewTopic(t.name, num_partitions=partitions, replication_factor=replication_factor, config=t.config)
         for t in TOPICS
@@ -84,6 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    for name, outcome in create_topics(config, args.partitions, args.replication_factor).items():
+    try:
+        outcomes = create_topics(config, args.partitions, args.replication_factor)
+    except Exception as exc:  # KafkaException or a timeout: one line, not a traceback
+        print(f"could not create topics on {config['bootstrap.servers']}: {exc or type(exc).__name__}", file=sys.stderr)
+        return 1
+    for name, outcome in outcomes.items():
         log.info("topic " + outcome, topic=name, partitions=args.partitions)
     return 0
