@@ -1,4 +1,251 @@
+"""pizza-webapp: the shop's Flask app served by gunicorn.
+
+The master validates configuration (exit 2 with one line on a mistake), sets
+up Prometheus multiprocess mode and the session key, then forks workers. Each
+worker builds its own app and Kafka producer after the fork, and flushes the
+producer when it exits.
+
+Worker class: gthread. An order request blocks until Kafka acknowledges the
+event (up to ~7 s while the broker is unreachable) and a read may wait up to
+~3 s for the status service to catch up (read-your-writes). With sync workers
+each such wait would occupy a whole process, so two slow requests would stall
+the worker's probes too; threads keep probes and other customers served while
+some requests wait on I/O. The producer and status client are thread-safe.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
 from kafka_common import topics
 from kafka_common.usage import KafkaUsage
 
 KAFKA_USAGE = KafkaUsage(component="webapp", produces=(topics.PIZZA_ORDERED,))
+
+DEFAULT_HTTP_PORT = 8000
+DEFAULT_STATUS_URL = "http://127.0.0.1:8001"
+GRACEFUL_TIMEOUT_S = 20
+
+
+@dataclass(frozen=True)
+class Settings:
+    port: int
+    workers: int
+    threads: int
+    status_url: str
+    status_timeout_s: float
+    secret_key: str
+    secret_key_generated: bool
+    cookie_secure: bool
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    from kafka_common.config import ConfigError
+
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={os.environ[name]!r} is not a boolean (use true or false)")
+
+
+def load_settings() -> Settings:
+    from kafka_common.config import ConfigError, env_number, env_str, http_port
+
+    status_url = env_str("STATUS_URL", DEFAULT_STATUS_URL).strip()
+    parts = urlsplit(status_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"STATUS_URL={status_url!r} is not an http(s) URL")
+    secret_key = os.environ.get("SECRET_KEY", "")
+    generated = not secret_key
+    if generated:
+        # Made in the master, before the fork, so every worker signs with the same key.
+        secret_key = secrets.token_hex(32)
+    return Settings(
+        port=http_port(DEFAULT_HTTP_PORT),
+        workers=env_number("WEB_CONCURRENCY", 2, int, 1, 64),
+        threads=env_number("WEB_THREADS", 4, int, 1, 64),
+        status_url=status_url,
+        status_timeout_s=env_number("STATUS_TIMEOUT_S", 2.0, float, 0.1, 30.0),
+        secret_key=secret_key,
+        secret_key_generated=generated,
+        cookie_secure=_env_bool("SESSION_COOKIE_SECURE", False),
+    )
+
+
+def _prepare_metrics_dir() -> str:
+    """Multiprocess mode needs its directory before prometheus_client is first imported."""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not path:
+        path = tempfile.mkdtemp(prefix="pizza-webapp-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    return path
+
+
+def _wipe_metrics_dir(path: str) -> None:
+    os.makedirs(path, exist_ok=True)
+    for name in os.listdir(path):
+        full = os.path.join(path, name)
+        if os.path.isdir(full) and not os.path.islink(full):
+            shutil.rmtree(full, ignore_errors=True)
+        else:
+            try:
+                os.unlink(full)
+            except FileNotFoundError:
+                pass
+
+
+def build_app(settings: Settings, kafka_config):
+    """The Flask app of one worker, with its own producer (created on first use, after fork)."""
+    from kafka_common.health import Health
+    from kafka_common.producer import EventProducer
+
+    from pizza_webapp.app import create_app
+    from pizza_webapp.status_client import StatusClient
+
+    return create_app(
+        producer_factory=lambda: EventProducer(kafka_config, "webapp"),
+        status=StatusClient(settings.status_url, read_timeout=settings.status_timeout_s,
+                            wait_read_timeout=settings.status_timeout_s + 3.0),
+        secret_key=settings.secret_key,
+        health=Health(),
+        cookie_secure=settings.cookie_secure,
+    )
+
+
+def _gunicorn_classes():
+    import logging
+
+    from gunicorn.app.base import BaseApplication
+    from gunicorn.glogging import Logger
+    from kafka_common.logging import get_logger
+
+    class StructlogLogger(Logger):
+        """gunicorn's error and access logs through the library's structlog setup (root handler)."""
+
+        def setup(self, cfg):
+            super().setup(cfg)
+            for log in (self.error_log, self.access_log):
+                log.handlers[:] = []
+                log.propagate = True
+            self.access_log.setLevel(logging.DEBUG)
+            self._access = get_logger("gunicorn.access")
+
+        def access(self, resp, req, environ, request_time):
+            path = environ.get("PATH_INFO", "")
+            status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
+            fields = dict(
+                method=environ.get("REQUEST_METHOD"), path=path, status=int(status),
+                duration_ms=round(request_time.total_seconds() * 1000, 1),
+                remote=environ.get("REMOTE_ADDR"), bytes=getattr(resp, "sent", None),
+                user_agent=environ.get("HTTP_USER_AGENT"),
+            )
+            # Probes and scrapes every few seconds would drown the shop's own lines.
+            if path in ("/healthz", "/readyz", "/metrics") or path.startswith("/static/"):
+                self._access.debug("request", **fields)
+            else:
+                self._access.info("request", **fields)
+
+    class WebApp(BaseApplication):
+        def __init__(self, settings: Settings, kafka_config, metrics_dir: str):
+            self.settings = settings
+            self.kafka_config = kafka_config
+            self.metrics_dir = metrics_dir
+            super().__init__()
+
+        def load_config(self):
+            settings = self.settings
+            metrics_dir = self.metrics_dir
+            options = {
+                "bind": f"0.0.0.0:{settings.port}",
+                "workers": settings.workers,
+                "worker_class": "gthread",
+                "threads": settings.threads,
+                "graceful_timeout": GRACEFUL_TIMEOUT_S,
+                "timeout": 30,
+                "keepalive": 5,
+                "logger_class": StructlogLogger,
+                "accesslog": "-",
+                "errorlog": "-",
+                "proc_name": "pizza-webapp",
+                "on_starting": lambda server: _wipe_metrics_dir(metrics_dir),
+                "post_worker_init": _post_worker_init,
+                "worker_exit": _worker_exit,
+                "child_exit": _child_exit,
+            }
+            if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+                options["worker_tmp_dir"] = "/dev/shm"  # heartbeat files off a possibly slow disk
+            if "control_socket_disable" in self.cfg.settings:
+                # No control socket in $HOME: several webapps may share a host, containers run read-only.
+                options["control_socket_disable"] = True
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self):
+            return build_app(self.settings, self.kafka_config)
+
+    return WebApp
+
+
+def _post_worker_init(worker) -> None:
+    from kafka_common.logging import get_logger
+
+    shop = worker.wsgi.extensions["pizza"]
+    try:
+        shop.producer.get()  # connect now, not on the first customer's order
+    except Exception as exc:  # the first order will try again and answer 503 if it must
+        get_logger("webapp").warning("producer not created at start", error=str(exc))
+    get_logger("webapp").info("worker ready", pid=os.getpid())
+
+
+def _worker_exit(server, worker) -> None:
+    from kafka_common.logging import get_logger
+
+    log = get_logger("webapp")
+    log.info("worker exiting: flushing the producer", pid=worker.pid)
+    wsgi = getattr(worker, "wsgi", None)
+    if wsgi is not None and "pizza" in getattr(wsgi, "extensions", {}):
+        wsgi.extensions["pizza"].producer.close()
+    log.info("worker exited", pid=worker.pid)
+
+
+def _child_exit(server, worker) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def serve() -> int:
+    metrics_dir = _prepare_metrics_dir()  # before anything imports prometheus_client
+
+    from kafka_common.config import check_client_config, load_client_config
+    from kafka_common.logging import configure_logging, get_logger
+
+    configure_logging("webapp")
+    log = get_logger("webapp")
+    settings = load_settings()
+    kafka_config = load_client_config()
+    check_client_config(kafka_config)
+    if settings.secret_key_generated:
+        log.warning("SECRET_KEY is not set: signing sessions with a random key; sessions end when the "
+                    "webapp restarts and are not shared with other replicas. Set SECRET_KEY in production.")
+    log.info("starting webapp", port=settings.port, workers=settings.workers, threads=settings.threads,
+             status_url=settings.status_url, metrics_dir=metrics_dir,
+             bootstrap_servers=kafka_config.properties.get("bootstrap.servers"))
+    _gunicorn_classes()(settings, kafka_config, metrics_dir).run()
+    log.info("webapp stopped")
+    return 0
+
+
+def main() -> None:
+    from kafka_common.config import run_main
+
+    run_main(serve)
