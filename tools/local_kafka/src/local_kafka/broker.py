@@ -209,6 +209,10 @@ def server_properties(port: int, controller_port: int, log_dirs: Path,
         # A crashed transactional producer's open transaction is aborted soon after its
         # transaction.timeout.ms, instead of up to 10 s later: crash tests stay short.
         "transaction.abort.timed.out.transaction.cleanup.interval.ms": "2000",
+        # After a crash (SIGKILL) the restarted node cannot register until its previous
+        # incarnation's session expires: 5 s instead of 9 s. Heartbeats stay well inside it.
+        "broker.session.timeout.ms": "5000",
+        "broker.heartbeat.interval.ms": "1000",
         "num.network.threads": "2",
         "num.io.threads": "4",
         "num.recovery.threads.per.data.dir": "1",

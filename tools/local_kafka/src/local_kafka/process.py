@@ -206,6 +206,8 @@ class ServiceProcess:
         return tail(self.log_file, lines)
 
     def _failure(self, what: str) -> ServiceNotReady:
+        if not self.running and self._reader is not None:
+            self._reader.join(5.0)  # the last lines of a process that exited are still in the pipe
         return ServiceNotReady(f"{self.name} ({' '.join(self.command)}) {what}; "
                                f"the end of its output ({self.log_file}):\n{self.log_tail()}")
 

@@ -213,7 +213,7 @@ class Shop:
         except KafkaStartError as exc:
             self.out.line("kafka", f"could not start: {exc}")
             code = 1
-        except SystemExit as exc:
+        except (SystemExit, FileNotFoundError) as exc:  # busy ports, a service not installed
             self.say(str(exc))
             code = 1
         finally:
@@ -271,17 +271,34 @@ class Shop:
         self.say(f"{proc.name} exited with code {code}")
 
 
+def load_services(path: Path) -> list[ServiceSpec]:
+    """A service table from JSON: [{"name", "command": [...], "http_port", "env": {...}}, ...]."""
+    import json
+
+    return [ServiceSpec(d["name"], list(d["command"]), int(d["http_port"]), dict(d.get("env", {})))
+            for d in json.loads(Path(path).read_text())]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local_kafka.shop", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, default=None, help="the local broker's data (default .cache/kafka-data)")
+    parser.add_argument("--kafka-port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--controller-port", type=int, default=DEFAULT_CONTROLLER_PORT)
     parser.add_argument("--show-kafka-log", action="store_true", help="also print the broker's own log")
+    parser.add_argument("--services", type=Path, default=None,
+                        help="a JSON service table instead of the shop's five services (for tests)")
+    parser.add_argument("--log-dir", type=Path, default=None, help="the services' logs (default .cache/shop-logs)")
+    parser.add_argument("--shutdown-timeout", type=float, default=SHUTDOWN_TIMEOUT,
+                        help="seconds each service has after SIGTERM before SIGKILL")
     args = parser.parse_args(argv)
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None
     kafka = None
     if not bootstrap:
-        kafka = LocalKafka(DEFAULT_PORT, DEFAULT_CONTROLLER_PORT, args.data_dir or cache_dir() / "kafka-data",
+        kafka = LocalKafka(args.kafka_port, args.controller_port, args.data_dir or cache_dir() / "kafka-data",
                            show_log=args.show_kafka_log)
-    return Shop(bootstrap=bootstrap, kafka=kafka).run()
+    services = load_services(args.services) if args.services else None
+    return Shop(services, bootstrap=bootstrap, kafka=kafka, log_dir=args.log_dir,
+                shutdown_timeout=args.shutdown_timeout).run()
 
 
 if __name__ == "__main__":
