@@ -70,7 +70,9 @@ def test_metrics_directory_is_wiped_at_start(tmp_path):
 
 
 def test_metrics_directory_defaults_to_a_fresh_one(monkeypatch):
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    # setenv first so that monkeypatch restores the original state, whatever main() sets.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "placeholder")
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
     path = service._prepare_metrics_dir()
     try:
         assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == path
