@@ -379,3 +379,13 @@ def test_metrics_endpoint(client, customer):
     assert response.status_code == 200
     assert b"pizza_orders_placed_total" in response.data
     assert b'route="/api/orders"' in response.data
+
+
+def test_pending_order_is_only_vouched_for_a_while(client, customer, status, monkeypatch):
+    from pizza_webapp import app as webapp
+
+    order_id = client.post("/api/orders", json=VALID).get_json()["order_id"]
+    assert client.get(f"/api/orders/{order_id}").status_code == 200
+    monkeypatch.setattr(webapp, "PENDING_GRACE_S", -1.0)
+    assert client.get(f"/api/orders/{order_id}").status_code == 404
+    assert client.get("/api/orders").get_json() == {"orders": []}

@@ -46,6 +46,9 @@ COMPONENT = "webapp"
 ORDER_ID = re.compile(r"^[0-9a-f]{32}$")
 MAX_BODY_BYTES = 16 * 1024
 READINESS_CACHE_S = 5.0
+# How long the webapp vouches for a just-acknowledged order that status has not applied yet;
+# past this, status's answer (maybe "unknown": dropped after ORDER_TTL_HOURS) is the truth.
+PENDING_GRACE_S = 300.0
 STATUS_UNAVAILABLE = "order status is temporarily unavailable, please try again shortly"
 KAFKA_UNAVAILABLE = "the kitchen cannot take orders right now (Kafka is unavailable); nothing was ordered, please try again"
 # Steps of the progress bar on the order page, in kitchen order.
@@ -170,6 +173,9 @@ def _pending_order(order_id: str | None = None) -> dict | None:
     """The customer's latest order as known from its acknowledgement, while status catches up."""
     last = session.get("last_order")
     if not isinstance(last, dict) or (order_id is not None and last.get("order_id") != order_id):
+        return None
+    placed = _parse_time(last.get("ordered_at"))
+    if placed is None or (datetime.now(UTC) - placed).total_seconds() > PENDING_GRACE_S:
         return None
     text = menu.status_text(menu.STATUS_RECEIVED)
     return {
