@@ -64,9 +64,17 @@ def test_kafka_user_acls_are_exactly_the_codes_usage(values, component):
     assert rendered_acls(user) == expected_acls(component)
 
 
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_group_membership_follows_the_code(component):
+    u = usage(component)
+    kafka = render(CI_VALUES[0]).values["components"][component]["kafka"]
+    assert kafka["joinsGroup"] == bool(u.group and not u.assigns_partitions)
+
+
 def test_usage_is_what_the_design_says():
     """A sanity anchor for the derivation above (DESIGN.md "Kafka contracts")."""
-    assert usage("status").group is None and not usage("status").writes
+    assert usage("status").assigns_partitions and not usage("status").writes
+    assert usage("webapp").group is None
     assert usage("webapp").writes == (kafka_topics.PIZZA_ORDERED,)
     for c in ("assemble", "bake", "delivery"):
         assert usage(c).group == f"pizza-{c}"
@@ -162,7 +170,7 @@ def test_keda_scales_each_group_on_its_topics_up_to_the_partition_count(values):
     for so in r.of_kind("ScaledObject"):
         component = so["metadata"]["labels"]["app.kubernetes.io/component"]
         u = usage(component)
-        assert u.group, f"{component} has no consumer group to scale on"
+        assert u.group and not u.assigns_partitions, f"{component} has no consumer group to scale on"
         assert so["spec"]["scaleTargetRef"]["name"] == f"{RELEASE}-{component}"
         assert 1 <= so["spec"]["maxReplicaCount"] <= partitions
         caps.append(so["spec"]["maxReplicaCount"])

@@ -141,8 +141,8 @@ Returns YAML; use with fromYaml.
 {{- range $name, $raw := .Values.components }}
 {{- $c := include "pizza-shop.component" (dict "root" $ "name" $name) | fromYaml }}
 {{- if and $c.enabled $c.autoscaling.enabled }}
-{{- if not $c.kafka.group }}
-{{- fail (printf "components.%s.autoscaling: lag-based autoscaling needs a consumer group (kafka.group); %s has none" $name $name) }}
+{{- if not (and $c.kafka.group $c.kafka.joinsGroup) }}
+{{- fail (printf "components.%s.autoscaling: lag-based autoscaling needs a consumer group that it joins (kafka.group, kafka.joinsGroup); %s has none" $name $name) }}
 {{- end }}
 {{- if gt (int $c.autoscaling.maxReplicas) $partitions }}
 {{- fail (printf "components.%s.autoscaling.maxReplicas (%d) is above topics.partitions (%d): replicas beyond the partition count would sit idle" $name (int $c.autoscaling.maxReplicas) $partitions) }}
@@ -151,7 +151,7 @@ Returns YAML; use with fromYaml.
 {{- fail (printf "components.%s.autoscaling.minReplicas (%d) is above maxReplicas (%d)" $name (int $c.autoscaling.minReplicas) (int $c.autoscaling.maxReplicas)) }}
 {{- end }}
 {{- end }}
-{{- if and $c.enabled $c.kafka.group (gt (int $c.replicas) $partitions) }}
+{{- if and $c.enabled $c.kafka.group $c.kafka.joinsGroup (gt (int $c.replicas) $partitions) }}
 {{- fail (printf "components.%s.replicas (%d) is above topics.partitions (%d): replicas beyond the partition count would sit idle" $name (int $c.replicas) $partitions) }}
 {{- end }}
 {{- if and $c.pdb.enabled (not (kindIs "invalid" $c.pdb.maxUnavailable)) (not (kindIs "invalid" $c.pdb.minAvailable)) }}

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
-from kafka_common import events, metrics, topics
+from kafka_common import events, kitchen, metrics, topics
 from kafka_common.clients import build_consumer, build_producer
 from kafka_common.config import ClientConfig, load_client_config
 from kafka_common.health import Health
@@ -56,7 +56,7 @@ class Step:
     """What a handler decided: emit these events after `seconds` of (simulated) work."""
 
     name: str | None = None                  # kitchen step for metrics and logs; None: bookkeeping only
-    seconds: float = 0.0
+    seconds: float = 0.0                     # kitchen time, before KITCHEN_TIME_SCALE
     emit: tuple[events.Payload, ...] = ()
     done_message: str | None = None          # logged once the step's output is committed
 
@@ -237,10 +237,11 @@ class ConsumerService(_ServiceBase):
     def __init__(self, usage: KafkaUsage, handlers: Mapping[type[events.Payload], Handler], *,
                  client_config: ClientConfig | None = None, http_port: int | None = None,
                  health: Health | None = None, dlq_topic: str = topics.PIZZA_DLQ,
-                 install_signals: bool = True, blueprints: Iterable = ()):
+                 install_signals: bool = True, blueprints: Iterable = (), time_scale: float | None = None):
         super().__init__(usage, handlers, client_config, http_port, health, blueprints)
-        if not usage.group:
-            raise ValueError("ConsumerService needs a consumer group; use ProjectionRunner without one")
+        self.time_scale = kitchen.time_scale() if time_scale is None else time_scale
+        if not usage.group or usage.assigns_partitions:
+            raise ValueError("ConsumerService joins a consumer group; a reader of every partition is a ProjectionRunner")
         if not usage.transactional:
             raise ValueError("ConsumerService commits output and offsets in transactions: declare transactional=True")
         self.dlq_topic = dlq_topic
@@ -271,10 +272,10 @@ class ConsumerService(_ServiceBase):
             "statistics.interval.ms": str(STATS_INTERVAL_MS),
             "stats_cb": _LagStats(self.component, self.usage.group),
         })
-        self.producer = build_producer(self.client_config, self.component, {
-            "transactional.id": self.usage.transactional_id(),
-            "transaction.timeout.ms": str(TRANSACTION_TIMEOUT_MS),
-        }, self._client_errors)
+        extra = {"transactional.id": self.usage.transactional_id()}
+        if "transaction.timeout.ms" not in self.client_config.properties:
+            extra["transaction.timeout.ms"] = str(TRANSACTION_TIMEOUT_MS)
+        self.producer = build_producer(self.client_config, self.component, extra, self._client_errors)
 
     def _init_transactions(self) -> bool:
         """Register the transactional id (fencing any predecessor); wait for the cluster if needed."""
@@ -399,8 +400,9 @@ class ConsumerService(_ServiceBase):
                 metrics.EVENTS_FAILED.labels(self.component, msg.topic(), "processing").inc()
                 self._dead_letter(msg, error, batch)
                 return
+            step = step or Step.nothing()
             now = time.monotonic()
-            work = _Work(msg, step or Step.nothing(), received=now, due=now + max(0.0, (step or Step()).seconds))
+            work = _Work(msg, step, received=now, due=now + max(0.0, step.seconds * self.time_scale))
             if work.due > now:
                 self.consumer.pause([TopicPartition(*tp)])
                 self._in_flight[tp] = work
@@ -578,8 +580,8 @@ class ProjectionRunner(_ServiceBase):
         if self.install_signals:
             install_signal_handlers(self.stop_event, self.log)
         self.consumer = self._make_consumer({
-            # No group membership and no commits: librdkafka only wants an id.
-            "group.id": f"pizza-{self.component}-projection",
+            # Never joins the group nor commits: librdkafka wants an id and looks up its coordinator.
+            "group.id": self.usage.group or f"pizza-{self.component}",
             "enable.auto.commit": "false",
             "enable.auto.offset.store": "false",
             "enable.partition.eof": "true",

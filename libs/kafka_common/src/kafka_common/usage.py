@@ -23,7 +23,8 @@ class KafkaUsage:
     component: str                     # assemble, bake, delivery, status, webapp
     consumes: tuple[str, ...] = ()
     produces: tuple[str, ...] = ()
-    group: str | None = None           # consumer group id; None: assign() without a group
+    group: str | None = None           # consumer group id (a consumer needs one even when it never joins)
+    assigns_partitions: bool = False   # reads every partition itself (assign()), never joins the group
     transactional: bool = False        # output events and consumed offsets in one transaction
     assignment: str = COOPERATIVE
     dead_letters: bool = True          # invalid events go to pizza-dlq

@@ -2,7 +2,6 @@
 
 from kafka_common import topics
 from kafka_common.events import Event, PizzaAssembled, PizzaOrdered, PizzaStatus
-from kafka_common.kitchen import kitchen_seconds
 from kafka_common.logging import get_logger
 from kafka_common.menu import STATUS_IN_OVEN
 from kafka_common.runner import Step
@@ -20,14 +19,14 @@ HTTP_PORT = 8002
 log = get_logger("assemble")
 
 
-def assembling_seconds(order: PizzaOrdered) -> float:
-    return kitchen_seconds(order.pizza.seed() % 5 + 2)
+def assembling_seconds(order: PizzaOrdered) -> int:
+    return order.pizza.seed() % 5 + 2
 
 
 def assemble(event: Event) -> Step:
     order: PizzaOrdered = event.payload
     seconds = assembling_seconds(order)
-    log.info(f"Preparing order {order.order_id}, assembling time is {seconds:g} second(s)")
+    log.info(f"Preparing order {order.order_id}, assembling time is {seconds} second(s)")
     return Step(
         name="assemble",
         seconds=seconds,
@@ -40,4 +39,4 @@ def assemble(event: Event) -> Step:
 
 
 def main() -> None:
-    serve(KAFKA_USAGE, {PizzaOrdered: assemble}, HTTP_PORT)
+    serve(KAFKA_USAGE, HTTP_PORT, lambda: {"handlers": {PizzaOrdered: assemble}})

@@ -2,7 +2,6 @@
 
 from kafka_common import topics
 from kafka_common.events import Event, PizzaAssembled, PizzaBaked, PizzaStatus
-from kafka_common.kitchen import kitchen_seconds
 from kafka_common.logging import get_logger
 from kafka_common.menu import STATUS_OUT_FOR_DELIVERY
 from kafka_common.runner import Step
@@ -20,14 +19,14 @@ HTTP_PORT = 8003
 log = get_logger("bake")
 
 
-def baking_seconds(pizza: PizzaAssembled) -> float:
-    return kitchen_seconds(pizza.pizza.seed() % 10 + 10)
+def baking_seconds(pizza: PizzaAssembled) -> int:
+    return pizza.pizza.seed() % 10 + 10
 
 
 def bake(event: Event) -> Step:
     pizza: PizzaAssembled = event.payload
     seconds = baking_seconds(pizza)
-    log.info(f"Preparing order {pizza.order_id}, baking time is {seconds:g} second(s)")
+    log.info(f"Preparing order {pizza.order_id}, baking time is {seconds} second(s)")
     return Step(
         name="bake",
         seconds=seconds,
@@ -40,4 +39,4 @@ def bake(event: Event) -> Step:
 
 
 def main() -> None:
-    serve(KAFKA_USAGE, {PizzaAssembled: bake}, HTTP_PORT)
+    serve(KAFKA_USAGE, HTTP_PORT, lambda: {"handlers": {PizzaAssembled: bake}})

@@ -11,7 +11,6 @@ import time
 from kafka_common import topics
 from kafka_common.config import env_number
 from kafka_common.events import Event, PizzaBaked, PizzaOrdered, PizzaStatus
-from kafka_common.kitchen import kitchen_seconds
 from kafka_common.logging import get_logger
 from kafka_common.menu import STATUS_DELIVERED, STATUS_DELIVERY_UNRESOLVED
 from kafka_common.runner import Step
@@ -32,8 +31,8 @@ HTTP_PORT = 8004
 log = get_logger("delivery")
 
 
-def delivery_seconds(customer_id: str) -> float:
-    return kitchen_seconds(int(customer_id, 16) % 10 + 5)
+def delivery_seconds(customer_id: str) -> int:
+    return int(customer_id, 16) % 10 + 5
 
 
 class Delivery:
@@ -59,7 +58,7 @@ class Delivery:
             seconds *= 2
             log.warning(f"Order {baked.order_id} was baked before its early warning arrived, "
                         f"delivery takes twice as long")
-        log.info(f"Order {baked.order_id} is out for delivery, delivery time is {seconds:g} second(s)")
+        log.info(f"Order {baked.order_id} is out for delivery, delivery time is {seconds} second(s)")
         return Step(
             name="deliver",
             seconds=seconds,
@@ -77,6 +76,10 @@ class Delivery:
             del self.expected[order_id]
 
 
-def main() -> None:
+def setup() -> dict:
     delivery = Delivery(forget_after_s=env_number("ORDER_TTL_HOURS", 2.0, float, minimum=0.0) * 3600)
-    serve(KAFKA_USAGE, {PizzaOrdered: delivery.early_warning, PizzaBaked: delivery.deliver}, HTTP_PORT)
+    return {"handlers": {PizzaOrdered: delivery.early_warning, PizzaBaked: delivery.deliver}}
+
+
+def main() -> None:
+    serve(KAFKA_USAGE, HTTP_PORT, setup)

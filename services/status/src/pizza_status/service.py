@@ -15,7 +15,10 @@ from pizza_status.read_model import ReadModel
 KAFKA_USAGE = KafkaUsage(
     component="status",
     consumes=(topics.PIZZA_ORDERED, topics.PIZZA_STATUS),
-    group=None,            # every replica reads everything: each one answers every query
+    # Every replica reads every partition itself, so each one answers every query.
+    # It never joins or commits; librdkafka still looks up the group's coordinator.
+    group="pizza-status",
+    assigns_partitions=True,
     dead_letters=False,
 )
 HTTP_PORT = 8001
@@ -61,8 +64,15 @@ def query_api(model: ReadModel) -> Blueprint:
     return api
 
 
-def main() -> None:
+def setup() -> dict:
     model = ReadModel(env_str("STATUS_DB_PATH", ":memory:"),
                       ttl_hours=env_number("ORDER_TTL_HOURS", 2.0, float, minimum=0.0))
-    serve(KAFKA_USAGE, {PizzaOrdered: model.apply_ordered, PizzaStatus: model.apply_status}, HTTP_PORT,
-          runner=ProjectionRunner, on_applied=model.applied, blueprints=(query_api(model),))
+    return {
+        "handlers": {PizzaOrdered: model.apply_ordered, PizzaStatus: model.apply_status},
+        "on_applied": model.applied,
+        "blueprints": (query_api(model),),
+    }
+
+
+def main() -> None:
+    serve(KAFKA_USAGE, HTTP_PORT, setup, runner=ProjectionRunner)
