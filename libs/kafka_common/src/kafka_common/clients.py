@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from confluent_kafka import Consumer, KafkaException, Producer
+
 from kafka_common.config import ClientConfig, ConfigError, explain_client_error
 
 PRODUCER_DEFAULTS = {

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, ClassVar, Literal
 
-from kafka_common import menu, topics
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+
+from kafka_common import menu, topics
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"

@@ -13,10 +13,11 @@ import threading
 import time
 
 from flask import Flask, Response, g, jsonify, request
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+
 from kafka_common import metrics
 from kafka_common.health import Health
 from kafka_common.logging import get_logger
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 

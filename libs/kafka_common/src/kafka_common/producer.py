@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException
+
 from kafka_common import events, metrics
 from kafka_common.clients import build_producer
 from kafka_common.config import ClientConfig

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
+
 from kafka_common import events, kitchen, metrics, topics
 from kafka_common.clients import build_consumer, build_producer
 from kafka_common.config import ClientConfig, load_client_config

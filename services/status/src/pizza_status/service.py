@@ -3,13 +3,13 @@
 import re
 
 from flask import Blueprint, jsonify, request
+
 from kafka_common import topics
 from kafka_common.config import env_number, env_str
 from kafka_common.events import PizzaOrdered, PizzaStatus
 from kafka_common.runner import ProjectionRunner
 from kafka_common.service import serve
 from kafka_common.usage import KafkaUsage
-
 from pizza_status.read_model import ReadModel
 
 KAFKA_USAGE = KafkaUsage(
