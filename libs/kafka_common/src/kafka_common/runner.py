@@ -169,18 +169,33 @@ class _LagStats:
         seen = set()
         for topic, tstats in stats.get("topics", {}).items():
             for partition, pstats in tstats.get("partitions", {}).items():
-                if partition == "-1" or pstats.get("fetch_state") not in ("active", "offset-query", "offset-wait"):
-                    continue
-                lag = pstats.get("consumer_lag_stored", -1)
-                if lag is None or lag < 0:
-                    lag = pstats.get("consumer_lag", -1)
-                if lag is None or lag < 0:
+                lag = partition_lag(pstats)
+                if partition == "-1" or lag is None:
                     continue
                 metrics.CONSUMER_LAG.labels(self.component, self.group, topic, partition).set(lag)
                 seen.add((topic, partition))
         for topic, partition in self._seen - seen:
             metrics.CONSUMER_LAG.remove(self.component, self.group, topic, partition)
         self._seen = seen
+
+
+def partition_lag(pstats: dict) -> int | None:
+    """Records between the group's position and the last stable offset, or None if unknown.
+
+    Offsets committed through a transaction never reach the consumer's own
+    committed-offset view, so the loop also stores them (stored_offset) after
+    each commit; committed_offset covers what was committed before start-up.
+    Nothing committed yet: the group starts at the log start (auto.offset.reset=earliest).
+    """
+    if pstats.get("fetch_state") not in ("active", "offset-query", "offset-wait"):
+        return None
+    end = pstats.get("ls_offset", -1)
+    position = max(pstats.get("stored_offset", -1), pstats.get("committed_offset", -1))
+    if position < 0:
+        position = pstats.get("lo_offset", -1)
+    if end < 0 or position < 0:
+        return None
+    return max(0, end - position)
 
 
 class _ServiceBase:
@@ -460,6 +475,9 @@ class ConsumerService(_ServiceBase):
             self._abort(batch, exc.args[0].str())
             return
         metrics.TRANSACTIONS.labels(self.component, "committed").inc()
+        # Only for the lag statistics: auto-commit is off, so nothing else commits these.
+        self.consumer.store_offsets(offsets=[TopicPartition(t, p, o) for (t, p), o in batch.offsets.items()
+                                             if (t, p) in self._assigned])
         for topic in batch.produced_topics:
             metrics.EVENTS_PRODUCED.labels(self.component, topic).inc()
         for topic in batch.dead_letters:
