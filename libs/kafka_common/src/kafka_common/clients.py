@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import time
 
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
+from kafka_common import metrics
 from kafka_common.config import ClientConfig, ConfigError, explain_client_error
+from kafka_common.logging import get_logger
 
 PRODUCER_DEFAULTS = {
     "enable.idempotence": "true",
@@ -14,6 +17,44 @@ PRODUCER_DEFAULTS = {
     "linger.ms": "5",
     "compression.type": "lz4",
 }
+
+
+# Expected while a broker is unreachable; the client reconnects by itself.
+UNREACHABLE = frozenset({KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE})
+UNREACHABLE_LOG_EVERY_S = 30.0
+
+
+class ClientErrors:
+    """error_cb for every client: count each error, log it, remember a fatal one.
+
+    An outage makes librdkafka report the same transport error many times a
+    second; those are logged once per UNREACHABLE_LOG_EVERY_S with a count.
+    """
+
+    def __init__(self, component: str, on_fatal=None):
+        self.component = component
+        self.on_fatal = on_fatal
+        self.log = get_logger("kafka")
+        self._last_logged: dict[int, float] = {}
+        self._suppressed: dict[int, int] = {}
+
+    def __call__(self, err: KafkaError) -> None:
+        metrics.KAFKA_ERRORS.labels(self.component, err.name()).inc()
+        if err.fatal():
+            self.log.error("fatal Kafka client error", error=err.str(), code=err.name())
+            if self.on_fatal is not None:
+                self.on_fatal(err.str())
+            return
+        if err.code() not in UNREACHABLE:
+            self.log.warning("Kafka client error", error=err.str(), code=err.name())
+            return
+        now = time.monotonic()
+        if now - self._last_logged.get(err.code(), -UNREACHABLE_LOG_EVERY_S) < UNREACHABLE_LOG_EVERY_S:
+            self._suppressed[err.code()] = self._suppressed.get(err.code(), 0) + 1
+            return
+        self._last_logged[err.code()] = now
+        self.log.warning("Kafka unreachable, retrying", error=err.str(), code=err.name(),
+                         repeats_not_logged=self._suppressed.pop(err.code(), 0))
 
 
 def client_properties(config: ClientConfig, component: str, extra: dict, on_error) -> dict:

@@ -72,10 +72,23 @@ def kafka_client_config(environ: Mapping[str, str] | None = None) -> dict[str, s
     return dict(load_client_config(environ).properties)
 
 
+# librdkafka reports some properties under their canonical name.
+PROPERTY_ALIASES = {
+    "acks": "request.required.acks",
+    "linger.ms": "queue.buffering.max.ms",
+    "retries": "message.send.max.retries",
+    "bootstrap.servers": "metadata.broker.list",
+    "max.in.flight": "max.in.flight.requests.per.connection",
+    "compression.type": "compression.codec",
+    "message.timeout.ms": "delivery.timeout.ms",
+}
+
+
 def explain_client_error(config: ClientConfig, message: str) -> str:
     """Name the variable behind librdkafka's complaint about a property."""
     for prop in sorted(config.properties, key=len, reverse=True):
-        if f'"{prop}"' in message or f"'{prop}'" in message:
+        names = {prop, PROPERTY_ALIASES.get(prop, prop)}
+        if any(f'"{name}"' in message or f"'{name}'" in message for name in names):
             return f"{config.describe(prop)}: {message}"
     return message
 

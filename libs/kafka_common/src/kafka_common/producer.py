@@ -10,10 +10,10 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaException
 
 from kafka_common import events, metrics
-from kafka_common.clients import build_producer
+from kafka_common.clients import ClientErrors, build_producer
 from kafka_common.config import ClientConfig
 from kafka_common.logging import get_logger
 
@@ -27,19 +27,6 @@ class Delivered:
     topic: str
     partition: int
     offset: int
-
-
-def client_error_logger(component: str):
-    log = get_logger("kafka")
-
-    def on_error(err: KafkaError) -> None:
-        metrics.KAFKA_ERRORS.labels(component, err.name()).inc()
-        if err.fatal():
-            log.error("fatal Kafka client error", error=err.str(), code=err.name())
-        else:
-            log.warning("Kafka client error", error=err.str(), code=err.name())
-
-    return on_error
 
 
 def log_delivery(log, err, msg) -> None:
@@ -64,7 +51,7 @@ class EventProducer:
         # so a caller never waits forever while Kafka is down.
         self._producer = build_producer(
             config, component, {"message.timeout.ms": str(int(message_timeout_s * 1000))},
-            client_error_logger(component))
+            ClientErrors(component))
         self._timeout = message_timeout_s
         self._poller_stop = threading.Event()
         self._poller = threading.Thread(target=self._serve_callbacks, name="producer-callbacks", daemon=True)

@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from kafka_common import events, kitchen, metrics, topics
-from kafka_common.clients import build_consumer, build_producer
+from kafka_common.clients import ClientErrors, build_consumer, build_producer
 from kafka_common.config import ClientConfig, load_client_config
 from kafka_common.health import Health
 from kafka_common.http import HTTPServer, create_app
@@ -139,24 +139,6 @@ def dead_letter_headers(msg: Message, component: str, error: str) -> list[tuple[
     return headers
 
 
-class _ClientErrors:
-    """error_cb for consumers: log, count, and remember a fatal error for liveness."""
-
-    def __init__(self, component: str, health: Health, log):
-        self.component, self.health, self.log = component, health, log
-
-    def __call__(self, err: KafkaError) -> None:
-        metrics.KAFKA_ERRORS.labels(self.component, err.name()).inc()
-        if err.fatal():
-            self.log.error("fatal Kafka client error", error=err.str(), code=err.name())
-            self.health.set_fatal(err.str())
-        elif err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
-            # Expected during a broker outage; the client reconnects by itself.
-            self.log.warning("Kafka unreachable, retrying", error=err.str(), code=err.name())
-        else:
-            self.log.warning("Kafka client error", error=err.str(), code=err.name())
-
-
 class _LagStats:
     """Consumer lag per partition from librdkafka's statistics (stats_cb)."""
 
@@ -219,7 +201,7 @@ class _ServiceBase:
         for blueprint in blueprints:
             self.http_app.register_blueprint(blueprint)
         self._http: HTTPServer | None = None
-        self._client_errors = _ClientErrors(self.component, self.health, self.log)
+        self._client_errors = ClientErrors(self.component, on_fatal=self.health.set_fatal)
         metrics.BUILD_INFO.labels(self.component).info({"version": _version()})
         metrics.LAST_POLL_AGE.labels(self.component).set_function(self.health.seconds_since_beat)
 

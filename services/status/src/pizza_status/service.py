@@ -1,11 +1,12 @@
 """Status: the query side. Projects pizza-ordered and pizza-status into the read model and serves it."""
 
 import re
+import sqlite3
 
 from flask import Blueprint, jsonify, request
 
 from kafka_common import topics
-from kafka_common.config import env_number, env_str
+from kafka_common.config import ConfigError, env_number, env_str
 from kafka_common.events import PizzaOrdered, PizzaStatus
 from kafka_common.runner import ProjectionRunner
 from kafka_common.service import serve
@@ -65,8 +66,12 @@ def query_api(model: ReadModel) -> Blueprint:
 
 
 def setup() -> dict:
-    model = ReadModel(env_str("STATUS_DB_PATH", ":memory:"),
-                      ttl_hours=env_number("ORDER_TTL_HOURS", 2.0, float, minimum=0.0))
+    path = env_str("STATUS_DB_PATH", ":memory:")
+    ttl_hours = env_number("ORDER_TTL_HOURS", 2.0, float, minimum=0.0)
+    try:
+        model = ReadModel(path, ttl_hours=ttl_hours)
+    except sqlite3.Error as exc:
+        raise ConfigError(f"STATUS_DB_PATH={path}: cannot open the read model there ({exc})") from exc
     return {
         "handlers": {PizzaOrdered: model.apply_ordered, PizzaStatus: model.apply_status},
         "on_applied": model.applied,
