@@ -103,9 +103,9 @@ for pattern in ("/root/.cache/pip", "/tmp/.cache", "/home/*/.cache/pip", "/opt/v
     problems += [f"left over: {p}" for p in glob.glob(pattern)]
 installed = {d.metadata["Name"].lower() for d in md.distributions(path=[p for p in sys.path if p.startswith("/opt/venv")])}
 problems += [f"build tool in the venv: {name}" for name in ("pip", "setuptools", "wheel") if name in installed]
-if not {"kafka-common", "pizza-%(service)s"} <= installed:
+if not {"kafka-common", "pizza-@SERVICE@"} <= installed:
     problems.append(f"packages missing from the venv: {sorted(installed)}")
-for package in ("kafka_common", "pizza_%(service)s"):
+for package in ("kafka_common", "pizza_@SERVICE@"):
     spec = __import__(package).__path__[0]
     problems += [f"tests shipped: {p}" for p in glob.glob(spec + "/**/tests", recursive=True)]
 print("\n".join(problems))
@@ -114,7 +114,7 @@ print("\n".join(problems))
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_nothing_of_the_build_in_the_final_image(images, service):
-    problems = run_in(service, "-c", CHECK_NOTHING_OF_THE_BUILD % {"service": service}).strip()
+    problems = run_in(service, "-c", CHECK_NOTHING_OF_THE_BUILD.replace("@SERVICE@", service)).strip()
     assert problems == ""
     history = podman("history", "--no-trunc", "--format", "{{.CreatedBy}}", image_name(service)).stdout
     assert "pip.conf" not in history and "ca-certificates.crt" not in history
@@ -138,7 +138,7 @@ print("ok")
 def test_read_only_root_file_system_with_tmp_writable(images, service):
     script = """
 import os, tempfile
-import kafka_common, pizza_%s
+import kafka_common, pizza_@SERVICE@
 with tempfile.NamedTemporaryFile() as f:
     f.write(b"x")
 assert os.environ["HOME"] == "/tmp" and os.access(os.environ["HOME"], os.W_OK)
@@ -149,7 +149,7 @@ for path in ("/", "/opt/venv", "/opt/venv/bin", "/etc"):
         continue
     raise SystemExit(f"{path} is writable on a read-only root file system")
 print("ok")
-""" % service
+""".replace("@SERVICE@", service)
     out = run_in(service, "-c", script, extra=("--read-only", "--read-only-tmpfs=false", "--tmpfs", "/tmp"))
     assert out.strip() == "ok"
 
