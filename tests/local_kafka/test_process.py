@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from local_kafka.broker import free_port, port_is_free
 from local_kafka.process import ServiceNotReady, ServiceProcess
 

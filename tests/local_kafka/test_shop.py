@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
+
 from kafka_common.topics import TOPICS
 from local_kafka.broker import free_port, port_is_free
 from local_kafka.process import ServiceProcess

@@ -88,8 +88,9 @@ def metric_names(expr: str) -> set[str]:
 def exported_metric_names() -> set[str]:
     """Every sample name the services can export: kafka_common.metrics' objects with the
     suffixes prometheus_client adds per type."""
-    from kafka_common import metrics
     from prometheus_client.metrics import MetricWrapperBase
+
+    from kafka_common import metrics
 
     suffixes = {"counter": ("_total", "_created"), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count", "_created"),
                 "summary": ("", "_sum", "_count", "_created"), "info": ("_info",)}

@@ -9,6 +9,7 @@ import itertools
 import threading
 
 import pytest
+
 from kafka_common import menu
 from kafka_common.health import Health
 from kafka_common.producer import Delivered, ProduceError

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from prometheus_client import REGISTRY
+
 from kafka_common import menu
 from kafka_common.events import PizzaOrdered
 from pizza_webapp.app import create_app
 from pizza_webapp.validation import customer_id_for
-from prometheus_client import REGISTRY
 
 SAUCES = ", ".join(menu.SAUCES)
 CHEESES = ", ".join(menu.CHEESES)

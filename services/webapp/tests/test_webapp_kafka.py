@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 import requests
+from prometheus_client.multiprocess import MultiProcessCollector
+
 from kafka_common import topics
 from kafka_common.events import PizzaOrdered, decode
 from local_kafka.testing import read_records
 from pizza_webapp.validation import customer_id_for
-from prometheus_client.multiprocess import MultiProcessCollector
 
 pytestmark = pytest.mark.kafka
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from kafka_common import menu
 from pizza_webapp.app import create_app
 from pizza_webapp.status_client import StatusClient

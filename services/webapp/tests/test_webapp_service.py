@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+
 from kafka_common.config import ConfigError
 from pizza_webapp import service
 

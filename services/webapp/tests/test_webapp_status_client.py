@@ -6,8 +6,9 @@ import threading
 
 import pytest
 from flask import Flask, jsonify, request
-from pizza_webapp.status_client import StatusClient, StatusUnavailable
 from werkzeug.serving import make_server
+
+from pizza_webapp.status_client import StatusClient, StatusUnavailable
 
 ORDER = {"order_id": "a" * 32, "customer_id": "abc", "username": "alice", "status": 100,
          "status_text": "Order received and being prepared",

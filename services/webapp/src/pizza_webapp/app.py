@@ -31,14 +31,14 @@ from flask import (
     session,
     url_for,
 )
+from werkzeug.exceptions import HTTPException
+
 from kafka_common import menu, metrics
 from kafka_common.events import PizzaOrdered, new_order_id
 from kafka_common.health import Health
 from kafka_common.http import install_observability
 from kafka_common.logging import get_logger
 from kafka_common.producer import Delivered, ProduceError
-from werkzeug.exceptions import HTTPException
-
 from pizza_webapp.status_client import StatusClient, StatusUnavailable
 from pizza_webapp.validation import InvalidInput, customer_id_for, parse_order, parse_order_form, parse_username
 

@@ -107,7 +107,6 @@ def build_app(settings: Settings, kafka_config):
     """The Flask app of one worker, with its own producer (created on first use, after fork)."""
     from kafka_common.health import Health
     from kafka_common.producer import EventProducer
-
     from pizza_webapp.app import create_app
     from pizza_webapp.status_client import StatusClient
 
@@ -126,6 +125,7 @@ def _gunicorn_classes():
 
     from gunicorn.app.base import BaseApplication
     from gunicorn.glogging import Logger
+
     from kafka_common.logging import get_logger
 
     class StructlogLogger(Logger):

@@ -17,6 +17,7 @@ import threading
 from urllib.parse import quote
 
 import requests
+
 from kafka_common.logging import get_logger
 
 
