@@ -8,7 +8,6 @@ looks at this test's own orders only.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -28,6 +27,7 @@ from kafka_common.menu import (
     STATUS_OUT_FOR_DELIVERY,
     STATUS_RECEIVED,
 )
+from local_kafka.testing import wait_until
 
 pytestmark = pytest.mark.slow
 FULL_JOURNEY = [STATUS_RECEIVED, STATUS_IN_OVEN, STATUS_OUT_FOR_DELIVERY, STATUS_DELIVERED]
@@ -67,16 +67,6 @@ class Customer:
         assert reply.status_code == 200, reply.text
         return reply.json()
 
-
-def wait_until(condition, timeout, what):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = condition()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
 def status_api(proc, order_id):

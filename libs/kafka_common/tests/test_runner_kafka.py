@@ -11,6 +11,7 @@ from confluent_kafka import Producer
 
 from kafka_common import events
 from kafka_common.events import Pizza, PizzaOrdered
+from local_kafka.testing import wait_until
 
 STEP_SERVICE = [sys.executable, str(Path(__file__).with_name("step_service.py"))]
 PIZZA = Pizza(sauce="Tomato", cheese="Mozzarella", main_topping="Pepperoni")
@@ -40,15 +41,6 @@ def produce_orders(config, topic, count, key=None):
     assert producer.flush(10) == 0
     return ids
 
-
-def wait_until(condition, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def metric(proc, name, **labels):

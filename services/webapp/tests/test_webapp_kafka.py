@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from kafka_common import topics
 from kafka_common.events import PizzaOrdered, decode
-from local_kafka.testing import read_records
+from local_kafka.testing import read_records, wait_until
 from pizza_webapp.validation import customer_id_for
 
 pytestmark = pytest.mark.kafka
@@ -52,16 +51,6 @@ def place(webapp, session: requests.Session, pizza: dict = PIZZA, fresh_connecti
     headers = {"Connection": "close"} if fresh_connection else {}
     return session.post(webapp.url("/api/orders"), json=pizza, headers=headers, timeout=HTTP_TIMEOUT_S)
 
-
-def wait_until(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout:.0f} s")
-        time.sleep(0.2)
 
 
 def ready(webapp) -> bool:

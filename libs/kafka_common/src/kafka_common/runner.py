@@ -30,6 +30,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -219,6 +220,18 @@ class _ServiceBase:
     def decode(self, msg: Message) -> events.Event:
         return events.decode(self.models[msg.topic()], msg.key(), msg.value(), msg.headers())
 
+    @contextmanager
+    def receiving(self, msg: Message):
+        """Count, log and time one record; every log line inside carries its coordinates."""
+        metrics.EVENTS_CONSUMED.labels(self.component, msg.topic()).inc()
+        with event_context(msg.topic(), msg.partition(), msg.offset(), _key(msg)):
+            self.log.info("event received", **record_fields(msg))
+            started = time.perf_counter()
+            try:
+                yield
+            finally:
+                metrics.PROCESSING_SECONDS.labels(self.component, msg.topic()).observe(time.perf_counter() - started)
+
 
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
@@ -382,10 +395,7 @@ class ConsumerService(_ServiceBase):
             # Fetched before the pause took effect: rewind so it comes again after the step.
             self.consumer.seek(TopicPartition(msg.topic(), msg.partition(), msg.offset()))
             return
-        metrics.EVENTS_CONSUMED.labels(self.component, msg.topic()).inc()
-        with event_context(msg.topic(), msg.partition(), msg.offset(), _key(msg)):
-            self.log.info("event received", **record_fields(msg))
-            started = time.perf_counter()
+        with self.receiving(msg):
             try:
                 event = self.decode(msg)
             except events.InvalidEvent as exc:
@@ -393,7 +403,6 @@ class ConsumerService(_ServiceBase):
                 self._dead_letter(msg, f"invalid event: {exc}", batch)
                 return
             step, error = self._call_handler(msg.topic(), event)
-            metrics.PROCESSING_SECONDS.labels(self.component, msg.topic()).observe(time.perf_counter() - started)
             if error is not None:
                 metrics.EVENTS_FAILED.labels(self.component, msg.topic(), "processing").inc()
                 self._dead_letter(msg, error, batch)
@@ -619,10 +628,7 @@ class ProjectionRunner(_ServiceBase):
             else:
                 self.log.warning("consumer error", error=err.str(), code=err.name())
             return
-        metrics.EVENTS_CONSUMED.labels(self.component, msg.topic()).inc()
-        with event_context(msg.topic(), msg.partition(), msg.offset(), _key(msg)):
-            self.log.info("event received", **record_fields(msg))
-            started = time.perf_counter()
+        with self.receiving(msg):
             try:
                 event = self.decode(msg)
                 self.handlers[msg.topic()](event)
@@ -634,7 +640,6 @@ class ProjectionRunner(_ServiceBase):
                 metrics.EVENTS_FAILED.labels(self.component, msg.topic(), "processing").inc()
                 self.log.error("event could not be applied, skipped", error=f"{type(exc).__name__}: {exc}",
                                exc_info=True)
-            metrics.PROCESSING_SECONDS.labels(self.component, msg.topic()).observe(time.perf_counter() - started)
         if self.on_applied is not None:
             self.on_applied(msg.topic(), msg.partition(), msg.offset())
 

@@ -119,3 +119,16 @@ def read_records(config: Mapping[str, Any], topics: str | Sequence[str], *,
             ))
     finally:
         consumer.close()
+
+
+def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+    """Poll condition() until it returns something truthy (returned) or fail after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        last = condition()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+        time.sleep(interval)
