@@ -138,6 +138,18 @@ def env_number(name: str, default, kind: Callable = float, minimum=None, maximum
     return value
 
 
+def env_bool(name: str, default: bool, environ: Mapping[str, str] | None = None) -> bool:
+    env = os.environ if environ is None else environ
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={env[name]!r} is not a boolean (use true or false)")
+
+
 def http_port(default: int, environ: Mapping[str, str] | None = None) -> int:
     return env_number("HTTP_PORT", default, int, 1, 65535, environ)
 

@@ -44,21 +44,8 @@ class Settings:
     cookie_secure: bool
 
 
-def _env_bool(name: str, default: bool) -> bool:
-    from kafka_common.config import ConfigError
-
-    raw = os.environ.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{name}={os.environ[name]!r} is not a boolean (use true or false)")
-
-
 def load_settings() -> Settings:
-    from kafka_common.config import ConfigError, env_number, env_str, http_port
+    from kafka_common.config import ConfigError, env_bool, env_number, env_str, http_port
 
     status_url = env_str("STATUS_URL", DEFAULT_STATUS_URL).strip()
     parts = urlsplit(status_url)
@@ -77,7 +64,7 @@ def load_settings() -> Settings:
         status_timeout_s=env_number("STATUS_TIMEOUT_S", 2.0, float, 0.1, 30.0),
         secret_key=secret_key,
         secret_key_generated=generated,
-        cookie_secure=_env_bool("SESSION_COOKIE_SECURE", False),
+        cookie_secure=env_bool("SESSION_COOKIE_SECURE", False),
     )
 
 
