@@ -61,6 +61,9 @@ ORDERS_PLACED = Counter("pizza_orders_placed_total", "Orders acknowledged by Kaf
 
 ORDERS_BY_STATUS = Gauge(
     "pizza_orders", "Orders in the read model by current status", ["component", "status"])
+OLDEST_OPEN_ORDER_AGE = Gauge(
+    "pizza_oldest_open_order_age_seconds", "Age of the oldest order in the read model not yet delivered (0: none)",
+    ["component"])
 ORDER_END_TO_END_SECONDS = Histogram(
     "pizza_order_end_to_end_seconds", "Time from pizza-ordered to delivered, observed once per live order",
     ["component"], buckets=ORDER_BUCKETS)

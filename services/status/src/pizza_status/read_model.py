@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from kafka_common import metrics, topics
 from kafka_common.events import Event, PizzaOrdered, PizzaStatus
-from kafka_common.menu import STATUS_DELIVERED, STATUS_RECEIVED, status_text
+from kafka_common.menu import STATUS_DELIVERED, STATUS_OUT_FOR_DELIVERY, STATUS_RECEIVED, status_text
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
@@ -133,6 +133,16 @@ class ReadModel:
         for row in gone:
             metrics.ORDERS_BY_STATUS.labels(COMPONENT, str(row["status"])).dec(row["n"])
         return sum(row["n"] for row in gone)
+
+    def oldest_open_age_seconds(self) -> float:
+        """How long the oldest order still short of delivered (100, 200, 300) has waited."""
+        with self._lock:
+            row = self._db.execute("SELECT min(ordered_at) AS oldest FROM orders WHERE status BETWEEN ? AND ?",
+                                   (STATUS_RECEIVED, STATUS_OUT_FOR_DELIVERY)).fetchone()
+        if row["oldest"] is None:
+            return 0.0
+        oldest = datetime.fromisoformat(row["oldest"].replace("Z", "+00:00"))
+        return max(0.0, (datetime.now(UTC) - oldest).total_seconds())
 
     # -- read-your-writes -------------------------------------------------------------------------
     def applied(self, topic: str, partition: int, offset: int) -> None:

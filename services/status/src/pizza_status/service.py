@@ -5,7 +5,7 @@ import sqlite3
 
 from flask import Blueprint, jsonify, request
 
-from kafka_common import topics
+from kafka_common import metrics, topics
 from kafka_common.config import ConfigError, env_number, env_str
 from kafka_common.events import PizzaOrdered, PizzaStatus
 from kafka_common.runner import ProjectionRunner
@@ -72,6 +72,7 @@ def setup() -> dict:
         model = ReadModel(path, ttl_hours=ttl_hours)
     except sqlite3.Error as exc:
         raise ConfigError(f"STATUS_DB_PATH={path}: cannot open the read model there ({exc})") from exc
+    metrics.OLDEST_OPEN_ORDER_AGE.labels(KAFKA_USAGE.component).set_function(model.oldest_open_age_seconds)
     return {
         "handlers": {PizzaOrdered: model.apply_ordered, PizzaStatus: model.apply_status},
         "on_applied": model.applied,
