@@ -14,7 +14,9 @@ from playwright.sync_api import expect, sync_playwright
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
+# Debian's Chromium where it is installed; elsewhere (e.g. GitHub's Ubuntu runners,
+# where `playwright install chromium` provides one) Playwright's own build.
+CHROMIUM = "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 KITCHEN_TIME_SCALE = "0.05"
