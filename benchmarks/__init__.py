@@ -1,0 +1,1 @@
+"""Benchmarks of the pizza shop: `python -m benchmarks` (or `make bench`); see docs/benchmarks.md."""
