@@ -10,7 +10,7 @@ HELM_VERSION := v3.22.0
 ACTIONLINT_VERSION := v1.7.7
 export PATH := $(TOOLS_BIN):$(PATH)
 
-.PHONY: help venv run kafka topics test test-fast test-pods lint images tools clean
+.PHONY: help venv run kafka topics test test-fast test-pods lint images tools bench clean
 
 help:
 	@echo "make run        the whole shop locally (Kafka + five services), http://127.0.0.1:8000"
@@ -20,6 +20,7 @@ help:
 	@echo "make images     build the five container images with podman"
 	@echo "make test-pods  run the Helm chart's pods under podman"
 	@echo "make lint       ruff"
+	@echo "make bench      benchmarks on a local broker, numbers printed (ARGS=--quick, see docs/benchmarks.md)"
 
 $(VENV)/.installed: $(foreach p,$(PACKAGES),$(p)/pyproject.toml) requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -61,6 +62,9 @@ test-fast: venv
 
 test-pods: venv tools
 	$(VENV)/bin/pytest tests/pods
+
+bench: venv
+	$(PY) -m benchmarks $(ARGS)
 
 clean:
 	rm -rf $(VENV) .cache/kafka-data
