@@ -61,7 +61,7 @@ test-fast: venv
 	$(VENV)/bin/pytest -m "not slow"
 
 test-pods: venv tools
-	$(VENV)/bin/pytest tests/pods
+	$(VENV)/bin/pytest -s tests/pods
 
 bench: venv
 	$(PY) -m benchmarks $(ARGS)

@@ -9,7 +9,6 @@ Service behaviour is tested elsewhere, against the running services.
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import subprocess
@@ -31,6 +30,7 @@ VENV_PYTHON = "/opt/venv/bin/python"
 RUN = ["run", "--rm", "--network=host", "--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096"]
 
 # A cold build (base image and five images) takes several minutes on two cores.
+# The `images` fixture (tests/conftest.py) builds them once per session.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
@@ -45,20 +45,6 @@ def podman(*args: str, timeout: float = 120, check: bool = True) -> subprocess.C
 
 def image_name(service: str) -> str:
     return f"localhost/pizza-{service}:{TAG}"
-
-
-@pytest.fixture(scope="module")
-def images() -> dict[str, dict]:
-    """Builds all images with the build script; returns each image's inspect data."""
-    env = {**os.environ, "TAG": TAG}
-    result = subprocess.run(
-        ["bash", str(REPO / "scripts/images/build-images.sh")],
-        capture_output=True, text=True, timeout=1700, env=env, cwd=REPO,
-    )
-    if result.returncode != 0:
-        pytest.fail(f"build-images.sh exited {result.returncode}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
-    inspected = json.loads(podman("image", "inspect", *(image_name(s) for s in SERVICES)).stdout)
-    return dict(zip(SERVICES, inspected, strict=True))
 
 
 def run_in(service: str, *command: str, entrypoint: str = VENV_PYTHON, extra: tuple[str, ...] = ()) -> str:
