@@ -167,6 +167,8 @@ def _gunicorn_classes():
                 "post_worker_init": _post_worker_init,
                 "worker_exit": _worker_exit,
                 "child_exit": _child_exit,
+                # gunicorn ends the process from inside run(): the last word is said here.
+                "on_exit": lambda server: get_logger("webapp").info("webapp stopped"),
             }
             if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
                 options["worker_tmp_dir"] = "/dev/shm"  # heartbeat files off a possibly slow disk
@@ -228,7 +230,6 @@ def serve() -> int:
              status_url=settings.status_url, metrics_dir=metrics_dir,
              bootstrap_servers=kafka_config.properties.get("bootstrap.servers"))
     _gunicorn_classes()(settings, kafka_config, metrics_dir).run()
-    log.info("webapp stopped")
     return 0
 
 
