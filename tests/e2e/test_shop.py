@@ -17,16 +17,8 @@ from confluent_kafka import Producer
 
 from kafka_common import events, topics
 from kafka_common.events import Pizza, PizzaBaked
-from kafka_common.menu import (
-    CHEESES,
-    EXTRA_TOPPINGS,
-    MAIN_TOPPINGS,
-    SAUCES,
-    STATUS_DELIVERED,
-    STATUS_IN_OVEN,
-    STATUS_OUT_FOR_DELIVERY,
-    STATUS_RECEIVED,
-)
+from kafka_common.menu import STATUS_DELIVERED, STATUS_IN_OVEN, STATUS_OUT_FOR_DELIVERY, STATUS_RECEIVED
+from local_kafka.customer import Customer
 from local_kafka.testing import wait_until
 
 pytestmark = pytest.mark.slow
@@ -43,30 +35,6 @@ def start_shop(service_process, time_scale=FAST_KITCHEN, kitchen=("assemble", "b
     procs["webapp"] = service_process("pizza-webapp", name="webapp",
                                       env={"STATUS_URL": procs["status"].url(""), "WEB_CONCURRENCY": "2"})
     return procs
-
-
-class Customer:
-    """A script with a cookie jar, as DESIGN.md promises the JSON API works for."""
-
-    def __init__(self, webapp, username):
-        self.base = webapp.url("")
-        self.http = requests.Session()
-        reply = self.http.post(f"{self.base}/api/login", json={"username": username}, timeout=10)
-        reply.raise_for_status()
-        self.customer_id = reply.json()["customer_id"]
-
-    def order(self, n: int) -> str:
-        pizza = {"sauce": SAUCES[n % 6], "cheese": CHEESES[(n + 1) % 6], "main_topping": MAIN_TOPPINGS[(n + 2) % 6],
-                 "extra_toppings": list(EXTRA_TOPPINGS[: n % 4])}
-        reply = self.http.post(f"{self.base}/api/orders", json=pizza, timeout=15)
-        assert reply.status_code == 201, reply.text
-        return reply.json()["order_id"]
-
-    def get(self, order_id: str) -> dict:
-        reply = self.http.get(f"{self.base}/api/orders/{order_id}", timeout=15)
-        assert reply.status_code == 200, reply.text
-        return reply.json()
-
 
 
 def status_api(proc, order_id):
@@ -92,15 +60,14 @@ def status_events(read_topic, order_ids, until_delivered=True):
 
 def test_concurrent_customers_all_get_their_pizza_with_the_full_timeline(service_process, read_topic):
     shop = start_shop(service_process)
-    customers = [Customer(shop["webapp"], f"customer{i}") for i in range(4)]
+    customers = [Customer(shop["webapp"].url(""), f"customer{i}") for i in range(4)]
     with ThreadPoolExecutor(max_workers=4) as pool:
         placed = [(c, pool.submit(c.order, n)) for n in range(3) for c in customers]
         owner = {future.result(): c for c, future in placed}
     order_ids = list(owner)
     assert len(order_ids) == 12
     for customer in customers:  # each sees exactly their own three, at once (read-your-writes)
-        listed = customer.http.get(f"{customer.base}/api/orders", timeout=10).json()["orders"]
-        assert {o["order_id"] for o in listed} == {oid for oid, c in owner.items() if c is customer}
+        assert {o["order_id"] for o in customer.listed()} == {oid for oid, c in owner.items() if c is customer}
     for order_id, customer in owner.items():
         wait_until(lambda oid=order_id: (o := status_api(shop["status"], oid)) and o["status"] == 400, 120,
                    f"order {order_id} delivered")
@@ -126,7 +93,7 @@ def test_sigterm_to_one_of_two_bake_replicas_mid_bake_loses_and_repeats_nothing(
     # Baking takes 10-19 kitchen seconds: at 0.2 that is 2-4 s, long enough to stop a replica mid-bake.
     shop = start_shop(service_process, time_scale="0.2", kitchen=("assemble", "delivery"))
     bakers = [service_process("pizza-bake", name=f"bake-{n}", env={"KITCHEN_TIME_SCALE": "0.2"}) for n in (1, 2)]
-    customer = Customer(shop["webapp"], "hungry")
+    customer = Customer(shop["webapp"].url(""), "hungry")
     order_ids = [customer.order(n) for n in range(8)]
     wait_until(lambda: all("baking time is" in b.log_text() for b in bakers), 60, "both replicas baking")
     victim, survivor = bakers
@@ -146,7 +113,7 @@ def test_sigterm_to_one_of_two_bake_replicas_mid_bake_loses_and_repeats_nothing(
 
 def test_status_replicas_agree_rebuild_from_the_log_and_survive_kill_9(service_process):
     shop = start_shop(service_process)
-    customer = Customer(shop["webapp"], "reader")
+    customer = Customer(shop["webapp"].url(""), "reader")
     order_ids = [customer.order(n) for n in range(3)]
     for order_id in order_ids:
         wait_until(lambda oid=order_id: (o := status_api(shop["status"], oid)) and o["status"] == 400, 120,

@@ -23,24 +23,15 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-import requests
 from kubelet import REPO, Container
 
-from kafka_common.menu import (
-    CHEESES,
-    EXTRA_TOPPINGS,
-    MAIN_TOPPINGS,
-    SAUCES,
-    STATUS_DELIVERED,
-    STATUS_IN_OVEN,
-    STATUS_OUT_FOR_DELIVERY,
-    STATUS_RECEIVED,
-)
+from kafka_common.menu import STATUS_DELIVERED, STATUS_IN_OVEN, STATUS_OUT_FOR_DELIVERY, STATUS_RECEIVED
+from local_kafka.customer import Customer
+from local_kafka.testing import wait_until
 
 # A cold image build takes minutes; with cached images the module runs in about two.
 pytestmark = [pytest.mark.slow, pytest.mark.kafka, pytest.mark.timeout(1800)]
@@ -69,46 +60,6 @@ GRACEFUL_LOG["bake"] = GRACEFUL_LOG["delivery"] = GRACEFUL_LOG["assemble"]
 
 REPORT: dict[str, dict] = {"probes": {}, "memory_idle": {}, "memory_load": {}, "shutdown": {}}
 
-
-def wait_until(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = condition()
-        if last:
-            return last
-        time.sleep(0.2)  # polling interval
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-
-
-class Customer:
-    """A script with a cookie jar on the webapp pod's JSON API."""
-
-    def __init__(self, base: str, username: str):
-        self.base = base
-        self.username = username
-        self.http = requests.Session()
-        reply = self.http.post(f"{base}/api/login", json={"username": username}, timeout=10)
-        assert reply.status_code == 200, reply.text
-        self.customer_id = reply.json()["customer_id"]
-        self.orders: list[str] = []
-
-    def order(self, n: int) -> str:
-        pizza = {"sauce": SAUCES[n % 6], "cheese": CHEESES[(n + 1) % 6], "main_topping": MAIN_TOPPINGS[(n + 2) % 6],
-                 "extra_toppings": list(EXTRA_TOPPINGS[: n % 4])}
-        reply = self.http.post(f"{self.base}/api/orders", json=pizza, timeout=15)
-        assert reply.status_code == 201, reply.text
-        order_id = reply.json()["order_id"]
-        self.orders.append(order_id)
-        return order_id
-
-    def get(self, order_id: str) -> dict:
-        reply = self.http.get(f"{self.base}/api/orders/{order_id}", timeout=15)
-        assert reply.status_code == 200, reply.text
-        return reply.json()
-
-    def delivered(self, order_ids) -> bool:
-        return all(self.get(o)["status"] == STATUS_DELIVERED for o in order_ids)
 
 
 class Shop:
@@ -249,7 +200,7 @@ def test_orders_placed_through_the_webapp_pod_are_delivered(shop):
     with MemorySampler(shop.pods) as sampler, ThreadPoolExecutor(len(customers)) as pool:
         placed = dict(zip([c.username for c in customers], pool.map(order_many, customers), strict=True))
         for c in customers:
-            wait_until(lambda c=c: c.delivered(placed[c.username]), DELIVERY_TIMEOUT_S,
+            wait_until(lambda c=c: c.delivered(placed[c.username]), DELIVERY_TIMEOUT_S, interval=0.5, what=
                        f"{c.username}'s orders to be delivered")
     REPORT["memory_load"] = dict(sampler.peak)
     for c in customers:
@@ -280,7 +231,7 @@ def test_kitchen_pods_stop_gracefully_and_no_order_is_lost(shop):
         shop.start(name)
     for name in KITCHEN:
         wait_started_and_ready(shop.pods[name])
-    wait_until(lambda: customer.delivered(first + later), DELIVERY_TIMEOUT_S, "every order to be delivered")
+    wait_until(lambda: customer.delivered(first + later), DELIVERY_TIMEOUT_S, "every order to be delivered", 0.5)
     for order_id in first + later:
         assert [e["status"] for e in customer.get(order_id)["events"]] == FULL_JOURNEY
     print(f"\nkitchen stopped with {len(in_flight)} of {len(first)} orders in flight; "
