@@ -178,3 +178,24 @@ def _status(proc, path):
         return requests.get(proc.url(path), timeout=2).status_code
     except requests.ConnectionError:
         return None
+
+
+def test_sigterm_with_the_broker_gone_still_exits_0_in_bounded_time(dedicated_kafka, unique_name, service_process):
+    from local_kafka.testing import create_topic
+
+    config = dedicated_kafka.admin_config()
+    topics = {"IN_TOPIC": unique_name("in"), "OUT_TOPIC": unique_name("out"), "DLQ_TOPIC": unique_name("dlq"),
+              "GROUP": unique_name("group"), **FAST_FAILOVER}
+    for name in ("IN_TOPIC", "OUT_TOPIC", "DLQ_TOPIC"):
+        create_topic(config, topics[name])
+    proc = service_process(STEP_SERVICE, name="step", env={**topics, "STEP_SECONDS": "60"},
+                           bootstrap=dedicated_kafka.bootstrap)
+    produce_orders(config, topics["IN_TOPIC"], 1)
+    proc.wait_for_log("event received")  # a step in progress
+    dedicated_kafka.kill()
+    proc.terminate()
+    # Bounded by the loop's close (10 s) and flush (5 s) guards, well inside a 30 s grace period.
+    assert proc.wait(timeout=30) == 0
+    log = proc.log_text()
+    for step in ("shutdown requested", "step abandoned, not committed", "shutdown complete"):
+        assert step in log
