@@ -74,3 +74,18 @@ def test_a_service_with_bad_configuration_exits_2_with_one_line(service, env, me
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(message), result.stderr
     assert "Traceback" not in result.stdout
+
+
+def test_a_port_in_use_is_one_line_and_exit_2():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(resolve_command("pizza-bake"), capture_output=True, text=True, timeout=60,
+                                env={"PATH": "/usr/bin:/bin", "HTTP_HOST": "127.0.0.1", "HTTP_PORT": str(port),
+                                     "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == (f"configuration error: cannot listen on 127.0.0.1:{port} (HTTP_HOST, HTTP_PORT): "
+                                     "Address already in use")

@@ -150,6 +150,11 @@ def env_bool(name: str, default: bool, environ: Mapping[str, str] | None = None)
     raise ConfigError(f"{name}={env[name]!r} is not a boolean (use true or false)")
 
 
+def http_host(environ: Mapping[str, str] | None = None) -> str:
+    """HTTP_HOST: the address to listen on; every interface (containers) unless told otherwise."""
+    return env_str("HTTP_HOST", "0.0.0.0", environ).strip() or "0.0.0.0"
+
+
 def http_port(default: int, environ: Mapping[str, str] | None = None) -> int:
     return env_number("HTTP_PORT", default, int, 1, 65535, environ)
 

@@ -16,6 +16,7 @@ from flask import Flask, Response, g, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from kafka_common import metrics
+from kafka_common.config import ConfigError, http_host
 from kafka_common.health import Health
 from kafka_common.logging import get_logger
 
@@ -74,12 +75,16 @@ def create_app(component: str, health: Health) -> Flask:
 class HTTPServer:
     """waitress on a daemon thread: probes and metrics beside a poll loop."""
 
-    def __init__(self, app: Flask, port: int, host: str = "0.0.0.0", threads: int = 4):
+    def __init__(self, app: Flask, port: int, host: str | None = None, threads: int = 4):
         from waitress.server import create_server
 
+        host = host or http_host()
         self._log = get_logger()
-        self._server = create_server(app, host=host, port=port, threads=threads, ident=None,
-                                     clear_untrusted_proxy_headers=True)
+        try:
+            self._server = create_server(app, host=host, port=port, threads=threads, ident=None,
+                                         clear_untrusted_proxy_headers=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port} (HTTP_HOST, HTTP_PORT): {exc.strerror or exc}") from exc
         self.port = self._server.effective_port
         self._thread = threading.Thread(target=self._server.run, name="http", daemon=True)
 

@@ -34,6 +34,7 @@ GRACEFUL_TIMEOUT_S = 20
 
 @dataclass(frozen=True)
 class Settings:
+    host: str
     port: int
     workers: int
     threads: int
@@ -45,7 +46,7 @@ class Settings:
 
 
 def load_settings() -> Settings:
-    from kafka_common.config import ConfigError, env_bool, env_number, env_str, http_port
+    from kafka_common.config import ConfigError, env_bool, env_number, env_str, http_host, http_port
 
     status_url = env_str("STATUS_URL", DEFAULT_STATUS_URL).strip()
     parts = urlsplit(status_url)
@@ -57,6 +58,7 @@ def load_settings() -> Settings:
         # Made in the master, before the fork, so every worker signs with the same key.
         secret_key = secrets.token_hex(32)
     return Settings(
+        host=http_host(),
         port=http_port(DEFAULT_HTTP_PORT),
         workers=env_number("WEB_CONCURRENCY", 2, int, 1, 64),
         threads=env_number("WEB_THREADS", 4, int, 1, 64),
@@ -152,7 +154,7 @@ def _gunicorn_classes():
             settings = self.settings
             metrics_dir = self.metrics_dir
             options = {
-                "bind": f"0.0.0.0:{settings.port}",
+                "bind": f"{settings.host}:{settings.port}",
                 "workers": settings.workers,
                 "worker_class": "gthread",
                 "threads": settings.threads,

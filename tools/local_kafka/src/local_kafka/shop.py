@@ -154,7 +154,8 @@ class Shop:
     def start_services(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for spec in self.specs:
-            env = {"HTTP_PORT": str(spec.http_port), "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            # Loopback only: a development shop is not served to the whole network.
+            env = {"HTTP_HOST": HOST, "HTTP_PORT": str(spec.http_port), "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
                    "LOG_FORMAT": "console", **spec.env}
             log_file = self.log_dir / f"{spec.name}.log"
             log_file.write_bytes(b"")
