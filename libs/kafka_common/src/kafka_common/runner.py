@@ -13,8 +13,9 @@ emit, and how long the step takes. The loop does everything else:
 - an event that fails validation, or whose handler keeps raising, goes to
   the dead-letter topic in that same transaction with headers naming its
   source, and its offset moves on: a poison event never blocks a partition;
-- rebalances are logged; work in progress on a revoked or lost partition is
-  abandoned uncommitted (its new owner starts it again);
+- rebalances are logged; finished work is committed on revoke, while the
+  partitions are still owned; a step in progress on a revoked or lost
+  partition is abandoned uncommitted (its new owner starts it again);
 - SIGTERM/SIGINT: stop taking work, abandon what is in progress, close the
   consumer (leave the group at once), flush the producer, exit 0, each step
   logged and each bounded in time even when the broker is gone.
@@ -264,6 +265,7 @@ class ConsumerService(_ServiceBase):
         self.install_signals = install_signals
         self.source = f"/pizza-shop/{self.component}"
         self._in_flight: dict[tuple[str, int], _Work] = {}
+        self._batch = _Batch()                                 # finished work of the current loop turn
         self._assigned: set[tuple[str, int]] = set()
         self._joined = False
         self.health.set_readiness(self._readiness)
@@ -318,10 +320,21 @@ class ConsumerService(_ServiceBase):
                       partitions=_describe(partitions), total=len(self._assigned))
 
     def _on_revoke(self, consumer, partitions) -> None:
+        # Commit on revoke: work finished so far is committed while this member still
+        # owns the partitions; after the rebalance the commit would be fenced and redone.
+        self._collect_due(self._batch)
+        if self._batch:
+            self.log.info("committing finished work before giving up partitions")
+            self._commit(self._batch)
+            self._batch = _Batch()
         self._drop_partitions(partitions, "revoked")
 
     def _on_lost(self, consumer, partitions) -> None:
+        # Lost (evicted): the group moved on, nothing can be committed; redo what is still ours.
         self._drop_partitions(partitions, "lost")
+        if self._batch:
+            self._rewind(self._batch)
+            self._batch = _Batch()
 
     def _drop_partitions(self, partitions, kind: str) -> None:
         metrics.REBALANCES.labels(self.component, self.usage.group, kind).inc()
@@ -367,19 +380,20 @@ class ConsumerService(_ServiceBase):
         return code if not self.health.fatal else 1
 
     def _turn(self) -> None:
-        batch = _Batch()
+        # self._batch, not a local: a rebalance callback (inside poll) may commit it and start a new one.
+        self._batch = _Batch()
         msg = self.consumer.poll(self._poll_timeout())
         self.health.beat()
         drained = 0
         while msg is not None:
-            self._on_message(msg, batch)
+            self._on_message(msg, self._batch)
             drained += 1
             if drained >= MAX_BATCH or self.stop_event.is_set():
                 break
             msg = self.consumer.poll(0)
-        self._collect_due(batch)
-        if batch:
-            self._commit(batch)
+        self._collect_due(self._batch)
+        if self._batch:
+            self._commit(self._batch)
 
     def _poll_timeout(self) -> float:
         if not self._in_flight:
@@ -512,13 +526,16 @@ class ConsumerService(_ServiceBase):
             if exc.args[0].fatal():
                 raise
             self.log.warning("abort failed", error=exc.args[0].str())
+        self._rewind(batch)
+
+    def _rewind(self, batch: _Batch) -> None:
+        """Consume the batch's records again, on the partitions still assigned."""
         for (topic, partition), first in batch.first_offsets.items():
             self._in_flight.pop((topic, partition), None)
             if (topic, partition) not in self._assigned:
                 continue
-            tp = TopicPartition(topic, partition, first)
             self.consumer.resume([TopicPartition(topic, partition)])
-            self.consumer.seek(tp)
+            self.consumer.seek(TopicPartition(topic, partition, first))
 
     def _resume(self, work: _Work) -> None:
         tp = (work.msg.topic(), work.msg.partition())
