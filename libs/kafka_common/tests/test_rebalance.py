@@ -75,3 +75,11 @@ def test_lost_partitions_commit_nothing_and_rewind_what_is_still_assigned():
     assert not service.producer.called("commit_transaction")
     assert service.consumer.calls.count("seek") == 1  # partition 1 only: 0 is gone
     assert not service._batch
+
+
+def test_a_committed_batch_is_never_committed_again_on_revoke():
+    service = service_with_finished_work()
+    service._commit_pending()  # the end of a loop turn
+    service._on_revoke(service.consumer, [TopicPartition(PizzaOrdered.TOPIC, 0)])  # e.g. during close()
+    assert service.producer.calls.count("commit_transaction") == 1
+    assert service.producer.calls.count("produce") == 1

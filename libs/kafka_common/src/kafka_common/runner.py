@@ -322,19 +322,15 @@ class ConsumerService(_ServiceBase):
     def _on_revoke(self, consumer, partitions) -> None:
         # Commit on revoke: work finished so far is committed while this member still
         # owns the partitions; after the rebalance the commit would be fenced and redone.
-        self._collect_due(self._batch)
-        if self._batch:
-            self.log.info("committing finished work before giving up partitions")
-            self._commit(self._batch)
-            self._batch = _Batch()
+        self._commit_pending()
         self._drop_partitions(partitions, "revoked")
 
     def _on_lost(self, consumer, partitions) -> None:
         # Lost (evicted): the group moved on, nothing can be committed; redo what is still ours.
         self._drop_partitions(partitions, "lost")
-        if self._batch:
-            self._rewind(self._batch)
-            self._batch = _Batch()
+        batch = self._take_batch()
+        if batch:
+            self._rewind(batch)
 
     def _drop_partitions(self, partitions, kind: str) -> None:
         metrics.REBALANCES.labels(self.component, self.usage.group, kind).inc()
@@ -380,8 +376,7 @@ class ConsumerService(_ServiceBase):
         return code if not self.health.fatal else 1
 
     def _turn(self) -> None:
-        # self._batch, not a local: a rebalance callback (inside poll) may commit it and start a new one.
-        self._batch = _Batch()
+        # self._batch, not a local: a rebalance callback (inside poll) may commit it first.
         msg = self.consumer.poll(self._poll_timeout())
         self.health.beat()
         drained = 0
@@ -391,9 +386,18 @@ class ConsumerService(_ServiceBase):
             if drained >= MAX_BATCH or self.stop_event.is_set():
                 break
             msg = self.consumer.poll(0)
+        self._commit_pending()
+
+    def _take_batch(self) -> _Batch:
+        """Hand over the pending batch exactly once: what is committed or rewound never comes back."""
+        batch, self._batch = self._batch, _Batch()
+        return batch
+
+    def _commit_pending(self) -> None:
         self._collect_due(self._batch)
-        if self._batch:
-            self._commit(self._batch)
+        batch = self._take_batch()
+        if batch:
+            self._commit(batch)
 
     def _poll_timeout(self) -> float:
         if not self._in_flight:
