@@ -57,6 +57,7 @@ def test_wait_ready_times_out_with_a_clear_message(tmp_path):
     proc = ServiceProcess("mute", [sys.executable, "-c", "import time; print('thinking', flush=True); time.sleep(600)"],
                           http_port=free_port(), log_file=tmp_path / "mute.log").start()
     try:
+        proc.wait_for_log("thinking", timeout=30)  # started, whatever the machine's load
         with pytest.raises(ServiceNotReady, match=r"(?s)did not answer 200 on http://127.0.0.1:\d+/readyz.*thinking"):
             proc.wait_ready(timeout=2)
     finally:
