@@ -8,7 +8,9 @@ import os
 import signal
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -37,10 +39,16 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    if os.environ.get("READY_FILE"):  # tells another stand-in that this one handles SIGTERM now
+        Path(os.environ["READY_FILE"]).touch()
     print(f"{args.name}: serving on {os.environ['HTTP_PORT']} with "
           f"KAFKA_BOOTSTRAP_SERVERS={os.environ.get('KAFKA_BOOTSTRAP_SERVERS')} "
           f"STATUS_URL={os.environ.get('STATUS_URL')}", flush=True)
     if args.crash is not None:
+        awaited = os.environ.get("AWAIT_FILE")  # crash only once that stand-in is up
+        deadline = time.monotonic() + 30
+        while awaited and not Path(awaited).exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
         print(f"{args.name}: crashing with code {args.crash}", flush=True)
         return args.crash
     stop.wait()

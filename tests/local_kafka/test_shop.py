@@ -76,7 +76,9 @@ def test_sigterm_stops_every_service_then_the_launcher_and_frees_the_ports(tmp_p
 
 
 def test_a_service_that_dies_stops_the_shop_with_a_clear_message(tmp_path, kafka_bootstrap):
-    table, ports = service_table(tmp_path, ("status", [], {}), ("bake", ["--crash", "3"], {}))
+    ready = str(tmp_path / "status.ready")
+    table, ports = service_table(tmp_path, ("status", [], {"READY_FILE": ready}),
+                                 ("bake", ["--crash", "3"], {"AWAIT_FILE": ready}))
     shop = launcher(tmp_path, table, env={"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap})
     try:
         assert shop.wait(60) == 1
