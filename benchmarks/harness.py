@@ -259,6 +259,16 @@ def producer(config: dict):
                      "compression.type": "lz4"})
 
 
+def produce_waiting(prod, topic: str, key, value, headers) -> None:
+    """produce(), waiting for room when the producer's local queue is full."""
+    while True:
+        try:
+            prod.produce(topic, key=key, value=value, headers=headers)
+            return
+        except BufferError:
+            prod.poll(0.05)
+
+
 # --------------------------------------------------------------------------- CPU time
 
 

@@ -30,6 +30,7 @@ from benchmarks.harness import (
     Distribution,
     Environment,
     make_order,
+    produce_waiting,
     producer,
     wait_balanced,
     wait_ready,
@@ -122,12 +123,7 @@ def run_batch(prod, watcher: StatusWatcher, n: int, rng: random.Random, timeout:
         now = datetime.now(UTC)
         ordered_at[order.order_id] = now
         key, value, headers = events.encode(order, SOURCE, time=now)
-        while True:
-            try:
-                prod.produce(topics.PIZZA_ORDERED, key=key, value=value, headers=headers)
-                break
-            except BufferError:
-                prod.poll(0.05)
+        produce_waiting(prod, topics.PIZZA_ORDERED, key, value, headers)
         prod.poll(0)
     if prod.flush(30) != 0:
         raise BenchmarkError("the benchmark's producer could not deliver its orders within 30 s")

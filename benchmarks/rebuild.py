@@ -29,6 +29,7 @@ from benchmarks.harness import (
     http_status,
     make_order,
     proc_peak_rss_mib,
+    produce_waiting,
     producer,
 )
 from kafka_common import events, topics
@@ -80,12 +81,7 @@ def fill(env: Environment, orders: int, rng: random.Random) -> None:
                                          time=at + timedelta(seconds=step)))
         for (key, value, headers), topic in zip(records, (topics.PIZZA_ORDERED,) + (topics.PIZZA_STATUS,) * 3,
                                                 strict=True):
-            while True:
-                try:
-                    prod.produce(topic, key=key, value=value, headers=headers)
-                    break
-                except BufferError:
-                    prod.poll(0.05)
+            produce_waiting(prod, topic, key, value, headers)
         prod.poll(0)
     if prod.flush(60) != 0:
         raise BenchmarkError("could not write the rebuild benchmark's log within 60 s")
