@@ -1,6 +1,6 @@
 """Consumer lag from librdkafka statistics, as the runner exports it."""
 
-from kafka_common.runner import partition_lag
+from kafka_common.lag import partition_lag
 
 
 def stats(**fields):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
@@ -22,6 +23,44 @@ PRODUCER_DEFAULTS = {
 # Expected while a broker is unreachable; the client reconnects by itself.
 UNREACHABLE = frozenset({KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE})
 UNREACHABLE_LOG_EVERY_S = 30.0
+CLIENT_LOG_EVERY_S = 30.0
+KNOWN_ERRORS = tuple(KafkaError(code).name() for code in (
+    KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE, KafkaError._TIMED_OUT,
+    KafkaError._AUTHENTICATION, KafkaError._FENCED, KafkaError._FATAL))
+
+
+class ClientLog:
+    """librdkafka's own log lines: each kind at most once per CLIENT_LOG_EVERY_S, with a count.
+
+    While a broker is away librdkafka logs every reconnect attempt of every
+    connection (~20 lines a second per client); the kind (facility and client) is
+    logged once per window, and the next line logged says how many were held back.
+    confluent-kafka calls log(level, "%s [%s] %s", facility, client, message).
+    """
+
+    def __init__(self, every_s: float = CLIENT_LOG_EVERY_S):
+        self.every_s = every_s
+        self._logger = logging.getLogger("librdkafka")
+        self._last: dict[tuple, float] = {}
+        self._held: dict[tuple, int] = {}
+        self._lock = threading.Lock()   # every client's background threads may log
+
+    def log(self, level: int, fmt: str, *args) -> None:
+        kind = (level, *args[:2])
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last.get(kind, -self.every_s) < self.every_s:
+                self._held[kind] = self._held.get(kind, 0) + 1
+                return
+            self._last[kind] = now
+            held = self._held.pop(kind, 0)
+        message = fmt % args if args else fmt
+        if held:
+            message += f" ({held} similar line(s) not logged in the last {self.every_s:.0f} s)"
+        self._logger.log(level, message)
+
+
+_CLIENT_LOG = ClientLog()
 
 
 class ClientErrors:
@@ -37,9 +76,14 @@ class ClientErrors:
         self.log = get_logger("kafka")
         self._last_logged: dict[int, float] = {}
         self._suppressed: dict[int, int] = {}
+        self.last_unreachable = 0.0   # monotonic time of the last "cluster unreachable" report
+        for name in KNOWN_ERRORS:     # exported at 0 from start-up: dashboards see 0, not "no data"
+            metrics.KAFKA_ERRORS.labels(component, name)
 
     def __call__(self, err: KafkaError) -> None:
         metrics.KAFKA_ERRORS.labels(self.component, err.name()).inc()
+        if err.code() in UNREACHABLE or err.code() == KafkaError._TIMED_OUT:
+            self.last_unreachable = time.monotonic()
         if err.fatal():
             self.log.error("fatal Kafka client error", error=err.str(), code=err.name())
             if self.on_fatal is not None:
@@ -63,7 +107,7 @@ def client_properties(config: ClientConfig, component: str, extra: dict, on_erro
     props["error_cb"] = on_error
     # librdkafka's own log lines go through Python logging (and so structlog),
     # not straight to stderr; they are delivered from poll().
-    props["logger"] = logging.getLogger("librdkafka")
+    props["logger"] = _CLIENT_LOG
     return props
 
 

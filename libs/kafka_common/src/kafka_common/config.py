@@ -159,6 +159,11 @@ def http_port(default: int, environ: Mapping[str, str] | None = None) -> int:
     return env_number("HTTP_PORT", default, int, 1, 65535, environ)
 
 
+def api_port(default: int, environ: Mapping[str, str] | None = None) -> int:
+    """API_PORT: a service's own API, apart from probes and metrics (status's query API)."""
+    return env_number("API_PORT", default, int, 1, 65535, environ)
+
+
 def run_main(main: Callable[[], int | None]) -> None:
     """Run an entry point: ConfigError becomes one line on stderr and exit code 2."""
     try:

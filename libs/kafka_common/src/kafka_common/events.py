@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
@@ -24,6 +24,8 @@ TYPE_PREFIX = "com.pizzashop."
 OrderId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
 CustomerId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{1,64}$")]
 MAX_EXTRA_TOPPINGS = len(menu.EXTRA_TOPPINGS)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_FUTURE = timedelta(days=1)   # clocks disagree by seconds; a day ahead is no real event
 
 
 class InvalidEvent(ValueError):
@@ -153,6 +155,31 @@ def encode(payload: Payload, source: str, event_id: str | None = None, time: dat
     return payload.order_id, payload.model_dump_json().encode(), [(k, v.encode()) for k, v in headers]
 
 
+def _event_time(raw: str) -> datetime:
+    """ce_time in UTC; a time outside [EPOCH, now + MAX_FUTURE] is not a real event's time.
+
+    The window check comes before the UTC conversion: 9999-12-31T23:59:59-05:00
+    parses, but converting it overflows datetime (OverflowError, not ValueError).
+    """
+    try:
+        time = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InvalidEvent(f"ce_time {_prefix(raw)!r} is not an RFC 3339 time") from exc
+    if time.tzinfo is None:
+        raise InvalidEvent("ce_time has no time zone")
+    try:
+        utc = time.astimezone(UTC)
+    except (OverflowError, ValueError) as exc:
+        raise InvalidEvent(f"ce_time {raw!r} is out of range") from exc
+    if utc < EPOCH or utc > datetime.now(UTC) + MAX_FUTURE:
+        raise InvalidEvent(f"ce_time {raw!r} is before the epoch or more than a day in the future")
+    return utc
+
+
+def _prefix(text: str, limit: int = 64) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def decode(model: type[Payload], key: bytes | None, value: bytes | None, headers) -> Event:
     """Validate a consumed record against the schema expected on its topic; raises InvalidEvent."""
     h = {}
@@ -165,21 +192,16 @@ def decode(model: type[Payload], key: bytes | None, value: bytes | None, headers
     if missing:
         raise InvalidEvent("missing CloudEvents headers: " + ", ".join(missing))
     if h["ce_specversion"] != SPEC_VERSION:
-        raise InvalidEvent(f"unsupported ce_specversion {h['ce_specversion']!r}")
+        raise InvalidEvent(f"unsupported ce_specversion {_prefix(h['ce_specversion'])!r}")
     if h["ce_type"] != model.TYPE:
-        raise InvalidEvent(f"ce_type {h['ce_type']!r} is not the expected {model.TYPE}")
+        raise InvalidEvent(f"ce_type {_prefix(h['ce_type'])!r} is not the expected {model.TYPE}")
     try:
         version = int(h.get("ce_schemaversion") or model.SCHEMA_VERSION)
     except ValueError as exc:
         raise InvalidEvent("ce_schemaversion is not an integer") from exc
     if version > model.SCHEMA_VERSION:
         raise InvalidEvent(f"schema version {version} is newer than this service understands ({model.SCHEMA_VERSION})")
-    try:
-        time = datetime.fromisoformat(h["ce_time"].replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise InvalidEvent(f"ce_time {h['ce_time']!r} is not an RFC 3339 time") from exc
-    if time.tzinfo is None:
-        raise InvalidEvent("ce_time has no time zone")
+    time = _event_time(h["ce_time"])
     if value is None:
         raise InvalidEvent("record has no value")
     try:
@@ -190,7 +212,7 @@ def decode(model: type[Payload], key: bytes | None, value: bytes | None, headers
     if key is not None and key.decode(errors="replace") != payload.order_id:
         raise InvalidEvent("record key does not match the event's order_id")
     envelope = Envelope(
-        id=h["ce_id"], type=h["ce_type"], source=h["ce_source"], time=time.astimezone(UTC),
+        id=h["ce_id"], type=h["ce_type"], source=h["ce_source"], time=time,
         schema_version=version, order_id=payload.order_id,
     )
     return Event(envelope, payload)

@@ -51,6 +51,12 @@ def install_observability(app: Flask, component: str, health: Health) -> None:
     def prometheus_metrics():
         return Response(_metrics_payload(), mimetype=CONTENT_TYPE_LATEST)
 
+    install_request_metrics(app, component)
+
+
+def install_request_metrics(app: Flask, component: str) -> None:
+    """Time every request by its route template (probes and scrapes excepted)."""
+
     @app.before_request
     def _start_timer():
         g.request_started = time.perf_counter()
@@ -72,10 +78,21 @@ def create_app(component: str, health: Health) -> Flask:
     return app
 
 
+def create_api_app(component: str, blueprints) -> Flask:
+    """An app of a service's own routes only, for a port of its own (API_PORT): what may
+    scrape metrics or probe the pod cannot reach it, and it cannot reach the probes."""
+    app = Flask(f"pizza-{component}-api")
+    app.json.sort_keys = False
+    install_request_metrics(app, component)
+    for blueprint in blueprints:
+        app.register_blueprint(blueprint)
+    return app
+
+
 class HTTPServer:
     """waitress on a daemon thread: probes and metrics beside a poll loop."""
 
-    def __init__(self, app: Flask, port: int, host: str | None = None, threads: int = 4):
+    def __init__(self, app: Flask, port: int, host: str | None = None, threads: int = 4, what: str = "HTTP_PORT"):
         from waitress.server import create_server
 
         host = host or http_host()
@@ -84,13 +101,14 @@ class HTTPServer:
             self._server = create_server(app, host=host, port=port, threads=threads, ident=None,
                                          clear_untrusted_proxy_headers=True)
         except OSError as exc:
-            raise ConfigError(f"cannot listen on {host}:{port} (HTTP_HOST, HTTP_PORT): {exc.strerror or exc}") from exc
+            raise ConfigError(f"cannot listen on {host}:{port} (HTTP_HOST, {what}): {exc.strerror or exc}") from exc
         self.port = self._server.effective_port
+        self._what = what
         self._thread = threading.Thread(target=self._server.run, name="http", daemon=True)
 
     def start(self) -> HTTPServer:
         self._thread.start()
-        self._log.info("HTTP server listening", port=self.port)
+        self._log.info("HTTP server listening", port=self.port, serves=self._what)
         return self
 
     def stop(self) -> None:

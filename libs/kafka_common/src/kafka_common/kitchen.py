@@ -1,10 +1,33 @@
-"""Kitchen time: handlers state the original's durations; KITCHEN_TIME_SCALE speeds the simulation."""
+"""Kitchen steps: what a handler decides, and KITCHEN_TIME_SCALE, which speeds the simulation."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from kafka_common import events
 from kafka_common.config import env_number
 
 
 def time_scale() -> float:
     """KITCHEN_TIME_SCALE (default 1.0): tests and benchmarks run the kitchen faster (0 = instantly)."""
     return env_number("KITCHEN_TIME_SCALE", 1.0, float, minimum=0.0)
+
+
+@dataclass(frozen=True)
+class Step:
+    """What a handler decided: emit these events after `seconds` of (simulated) work.
+
+    started and done are log lines. "{seconds}" in started becomes the time the
+    step will really take (seconds x KITCHEN_TIME_SCALE); done is logged once the
+    step's output is committed, with the time really spent.
+    """
+
+    name: str | None = None                  # kitchen step for metrics and logs; None: bookkeeping only
+    seconds: float = 0.0                     # kitchen time, before KITCHEN_TIME_SCALE
+    emit: tuple[events.Payload, ...] = ()
+    started: str | None = None
+    done: str | None = None
+
+    @staticmethod
+    def nothing() -> Step:
+        return Step()

@@ -73,14 +73,32 @@ def event_context(topic: str, partition: int, offset: int, key: str | None):
         yield
 
 
+VALUE_PREFIX_BYTES = 256   # what a log line shows of a record's value (all of it at DEBUG)
+KEY_PREFIX_BYTES = 64
+
+
+def bounded_text(raw: bytes | None, limit: int) -> str | None:
+    """A record's bytes as text for a log line: at most `limit` bytes, marked when cut."""
+    if raw is None:
+        return None
+    if len(raw) <= limit:
+        return raw.decode(errors="replace")
+    return raw[:limit].decode(errors="replace") + f"... ({len(raw)} bytes)"
+
+
 def record_fields(msg) -> dict:
-    """topic/partition/offset/key/value of a confluent_kafka Message, as the original logs them."""
+    """topic/partition/offset/key/value of a confluent_kafka Message, as the original logs them.
+
+    A value is logged whole only at DEBUG; otherwise its first VALUE_PREFIX_BYTES:
+    a hostile megabyte-sized record must not become megabyte-sized log lines.
+    """
     key = msg.key()
     value = msg.value()
+    limit = None if logging.getLogger().isEnabledFor(logging.DEBUG) else VALUE_PREFIX_BYTES
     return {
         "topic": msg.topic(),
         "partition": msg.partition(),
         "offset": msg.offset(),
-        "order_id": key.decode(errors="replace") if key else None,
-        "value": value.decode(errors="replace") if value else None,
+        "order_id": bounded_text(key, KEY_PREFIX_BYTES),
+        "value": (value.decode(errors="replace") if limit is None else bounded_text(value, limit)) if value else None,
     }

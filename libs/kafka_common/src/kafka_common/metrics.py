@@ -49,6 +49,12 @@ LAST_POLL_AGE = Gauge(
     "pizza_consumer_last_poll_age_seconds", "Seconds since the poll loop last returned", ["component"])
 TRANSACTIONS = Counter(
     "pizza_transactions_total", "Kafka transactions by outcome (committed, aborted)", ["component", "outcome"])
+PRODUCER_REPLACEMENTS = Counter(
+    "pizza_transactional_producer_replacements_total",
+    "Transactional producers replaced after a fatal error (the new one fences the old)", ["component"])
+DUPLICATE_EVENTS = Counter(
+    "pizza_duplicate_events_total", "Events skipped because this order's step was already done, by topic",
+    ["component", "topic"])
 KAFKA_ERRORS = Counter(
     "pizza_kafka_client_errors_total", "Errors reported by the Kafka client, by error name",
     ["component", "error"])

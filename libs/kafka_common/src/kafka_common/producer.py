@@ -15,7 +15,7 @@ from confluent_kafka import KafkaException
 from kafka_common import events, metrics
 from kafka_common.clients import ClientErrors, build_producer
 from kafka_common.config import ClientConfig
-from kafka_common.logging import get_logger
+from kafka_common.logging import KEY_PREFIX_BYTES, bounded_text, get_logger, record_fields
 
 
 class ProduceError(Exception):
@@ -31,12 +31,11 @@ class Delivered:
 
 def log_delivery(log, err, msg) -> None:
     """The original's delivery report: topic, partition, offset, key, value."""
-    key = msg.key().decode(errors="replace") if msg.key() else None
     if err is not None:
-        log.error("event not delivered", topic=msg.topic(), order_id=key, error=err.str())
+        log.error("event not delivered", topic=msg.topic(), order_id=bounded_text(msg.key(), KEY_PREFIX_BYTES),
+                  error=err.str())
         return
-    log.info("event produced", topic=msg.topic(), partition=msg.partition(), offset=msg.offset(), order_id=key,
-             value=msg.value().decode(errors="replace") if msg.value() else None)
+    log.info("event produced", **record_fields(msg))
 
 
 class EventProducer:

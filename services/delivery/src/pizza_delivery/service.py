@@ -9,12 +9,12 @@ such a delivery takes twice as long.
 import time
 
 from kafka_common import topics
+from kafka_common.app import App
 from kafka_common.config import env_number
 from kafka_common.events import Event, PizzaBaked, PizzaOrdered, PizzaStatus
+from kafka_common.kitchen import Step
 from kafka_common.logging import get_logger
 from kafka_common.menu import STATUS_DELIVERED, STATUS_DELIVERY_UNRESOLVED
-from kafka_common.runner import Step
-from kafka_common.service import serve
 from kafka_common.usage import RANGE, KafkaUsage
 
 KAFKA_USAGE = KafkaUsage(
@@ -23,11 +23,12 @@ KAFKA_USAGE = KafkaUsage(
     produces=(topics.PIZZA_STATUS,),
     group="pizza-delivery",
     transactional=True,
-    # Partition N of pizza-ordered and of pizza-baked hold the same orders: range
-    # assignment hands both to the same member, so its early warnings are useful.
+    # Partition N of pizza-ordered and of pizza-baked hold the same orders: the range
+    # assignor (broker-side, KIP-848) hands both to the same member, so its early
+    # warnings are useful.
     assignment=RANGE,
 )
-HTTP_PORT = 8004
+app = App(KAFKA_USAGE, http_port=8004)
 log = get_logger("delivery")
 
 
@@ -58,12 +59,12 @@ class Delivery:
             seconds *= 2
             log.warning(f"Order {baked.order_id} was baked before its early warning arrived, "
                         f"delivery takes twice as long")
-        log.info(f"Order {baked.order_id} is out for delivery, delivery time is {seconds} second(s)")
         return Step(
             name="deliver",
             seconds=seconds,
             emit=(PizzaStatus(order_id=baked.order_id, status=STATUS_DELIVERED),),
-            done_message=f"Order {baked.order_id} delivered!",
+            started=f"Order {baked.order_id} is out for delivery, delivery time is {{seconds}} second(s)",
+            done=f"Order {baked.order_id} delivered!",
         )
 
     def _forget_stale(self) -> None:
@@ -76,10 +77,11 @@ class Delivery:
             del self.expected[order_id]
 
 
-def setup() -> dict:
+def setup(app: App) -> None:
     delivery = Delivery(forget_after_s=env_number("ORDER_TTL_HOURS", 2.0, float, minimum=0.0) * 3600)
-    return {"handlers": {PizzaOrdered: delivery.early_warning, PizzaBaked: delivery.deliver}}
+    app.handles(PizzaOrdered, delivery.early_warning)
+    app.handles(PizzaBaked, delivery.deliver, once_per_order=True)
 
 
 def main() -> None:
-    serve(KAFKA_USAGE, HTTP_PORT, setup)
+    app.run(setup)

@@ -6,10 +6,9 @@ import sqlite3
 from flask import Blueprint, jsonify, request
 
 from kafka_common import metrics, topics
+from kafka_common.app import App
 from kafka_common.config import ConfigError, env_number, env_str
 from kafka_common.events import PizzaOrdered, PizzaStatus
-from kafka_common.runner import ProjectionRunner
-from kafka_common.service import serve
 from kafka_common.usage import KafkaUsage
 from pizza_status.read_model import ReadModel
 
@@ -22,7 +21,8 @@ KAFKA_USAGE = KafkaUsage(
     assigns_partitions=True,
     dead_letters=False,
 )
-HTTP_PORT = 8001
+# Probes and metrics on HTTP_PORT; the query API on API_PORT, which only the webapp may reach.
+app = App(KAFKA_USAGE, http_port=8001, api_port=8011)
 READ_YOUR_WRITES_WAIT_S = 3.0
 ORDER_ID = re.compile(r"^[0-9a-f]{32}$")
 CUSTOMER_ID = re.compile(r"^[0-9a-f]{1,64}$")
@@ -65,7 +65,7 @@ def query_api(model: ReadModel) -> Blueprint:
     return api
 
 
-def setup() -> dict:
+def setup(app: App) -> None:
     path = env_str("STATUS_DB_PATH", ":memory:")
     ttl_hours = env_number("ORDER_TTL_HOURS", 2.0, float, minimum=0.0)
     try:
@@ -73,12 +73,11 @@ def setup() -> dict:
     except sqlite3.Error as exc:
         raise ConfigError(f"STATUS_DB_PATH={path}: cannot open the read model there ({exc})") from exc
     metrics.OLDEST_OPEN_ORDER_AGE.labels(KAFKA_USAGE.component).set_function(model.oldest_open_age_seconds)
-    return {
-        "handlers": {PizzaOrdered: model.apply_ordered, PizzaStatus: model.apply_status},
-        "on_applied": model.applied,
-        "blueprints": (query_api(model),),
-    }
+    app.handles(PizzaOrdered, model.apply_ordered)
+    app.handles(PizzaStatus, model.apply_status)
+    app.on_applied(model.applied)
+    app.serve_api(query_api(model))
 
 
 def main() -> None:
-    serve(KAFKA_USAGE, HTTP_PORT, setup, runner=ProjectionRunner)
+    app.run(setup)

@@ -1,0 +1,423 @@
+"""The kitchen loop: a consumer-group member whose steps emit events transactionally.
+
+A handler gets a validated Event and returns a Step: the events to emit and
+how long the step takes. The loop does everything else:
+
+- polls continuously. A step that takes time pauses its partition (so the
+  partition's order is kept) and the loop goes on polling, so liveness, group
+  membership and the other partitions' orders all keep moving;
+- when a step is done, its output events and its consumed offset are
+  committed in one Kafka transaction (transactions.Checkpoint; several
+  finished steps share one); nothing is committed before the work is done,
+  so a crash re-delivers it;
+- whatever one record does, it ends in the dead-letter topic or is counted
+  and skipped, in that same transaction, and its offset moves on: a record
+  that fails to decode (for any reason) or whose handler keeps raising is
+  dead-lettered (dead_letters.py keeps the copy small enough to produce); a
+  duplicate of an order this replica already did is skipped (dedupe.py);
+- rebalances are logged; finished work is committed on revoke, while the
+  partitions are still owned; a step in progress on a revoked or lost
+  partition is abandoned uncommitted (its new owner starts it again);
+- every librdkafka call goes through KafkaCalls: its deadline is enforced by
+  the supervisor on the main thread (bounded.py), so no call can wedge the
+  service, and SIGTERM is honoured whatever state the client is in.
+
+Group membership: the KIP-848 consumer group protocol (group.protocol=consumer)
+with a broker-side assignor named by KafkaUsage.assignment; see
+docs/failure-model.md for why, and for the classic-protocol fallback.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from kafka_common import events, metrics, topics
+from kafka_common.bounded import KafkaCalls
+from kafka_common.clients import ClientErrors, build_consumer, build_producer
+from kafka_common.config import ClientConfig
+from kafka_common.dead_letters import dead_letter
+from kafka_common.dedupe import DoneOrders
+from kafka_common.health import Health
+from kafka_common.kitchen import Step
+from kafka_common.lag import STATS_INTERVAL_MS, LagStats
+from kafka_common.logging import event_context, get_logger, record_fields
+from kafka_common.receiving import describe, receiving, record_key
+from kafka_common.transactions import Batch, Checkpoint, Outcome, OutputRecord, TransactionFenced
+from kafka_common.usage import CLASSIC_ASSIGNORS, KafkaUsage, instance_id
+
+POLL_TIMEOUT_S = 0.5          # longest the loop waits for a record; bounds liveness beats
+MAX_BATCH = 200               # records drained per loop turn before committing
+HANDLER_ATTEMPTS = 3          # a handler raising this often sends the event to the DLQ
+TRANSACTION_TIMEOUT_MS = 15_000  # the broker aborts a vanished instance's open transaction after this
+CLOSE_TIMEOUT_S = 10.0
+FLUSH_TIMEOUT_S = 5.0
+CLASSIC_SESSION_TIMEOUT_MS = 10_000
+EXIT_FATAL = 1
+
+
+@dataclass(frozen=True)
+class Handles:
+    """One event type's handler, as registered with App.handles()."""
+
+    handler: Callable[[events.Event], Step | None]
+    once_per_order: bool = False     # a second record for an order already done here is skipped
+
+
+@dataclass
+class _Work:
+    msg: Message
+    step: Step
+    received: float
+    due: float
+    order_key: tuple[str, str] | None   # (topic, order_id) once committed, for once_per_order handlers
+
+
+@dataclass
+class KitchenClients:
+    """The loop's Kafka clients, built together before the loop exists (nothing is Optional)."""
+
+    consumer: Consumer
+    make_producer: Callable[[], object]                      # the checkpoint replaces a fatally failed one
+    last_unreachable: Callable[[], float] = lambda: 0.0      # when a client last reported Kafka unreachable
+
+
+def group_consumer_properties(usage: KafkaUsage, config: ClientConfig) -> dict:
+    """A kitchen's consumer: read_committed, offsets only through transactions, and fast failover.
+
+    group.protocol=consumer (KIP-848, the default): the broker assigns partitions
+    (group.remote.assignor), moves only those that must move, and detects a dead member
+    after the broker's group.consumer.session.timeout.ms. group.protocol=classic (for a
+    cluster without KIP-848): static membership (group.instance.id from INSTANCE_ID) with
+    a short session timeout, so a replaced replica takes its partitions back at once.
+    """
+    props = {
+        "group.id": usage.group,
+        "enable.auto.commit": "false",          # offsets go through the transaction
+        "enable.auto.offset.store": "false",
+        "auto.offset.reset": "earliest",        # a new group must not skip orders
+        "isolation.level": "read_committed",    # never act on an aborted transaction's output
+        "statistics.interval.ms": str(STATS_INTERVAL_MS),
+        "stats_cb": LagStats(usage.component, usage.group),
+    }
+    if config.properties.get("group.protocol", "consumer") == "consumer":
+        props["group.protocol"] = "consumer"
+        props.setdefault("group.remote.assignor", config.properties.get("group.remote.assignor", usage.assignment))
+    else:
+        props["partition.assignment.strategy"] = CLASSIC_ASSIGNORS[usage.assignment]
+        props["group.instance.id"] = f"pizza-{usage.component}-{instance_id()}"
+        props["session.timeout.ms"] = config.properties.get("session.timeout.ms", str(CLASSIC_SESSION_TIMEOUT_MS))
+    return props
+
+
+def build_kitchen_clients(usage: KafkaUsage, config: ClientConfig, health: Health) -> KitchenClients:
+    errors = ClientErrors(usage.component, on_fatal=health.set_fatal)
+    # A fatal producer error is handled by replacing the producer (transactions.py), not by stopping.
+    producer_errors = ClientErrors(usage.component, on_fatal=None)
+    consumer = build_consumer(config, usage.component, group_consumer_properties(usage, config), errors)
+    extra = {"transactional.id": usage.transactional_id()}
+    if "transaction.timeout.ms" not in config.properties:
+        extra["transaction.timeout.ms"] = str(TRANSACTION_TIMEOUT_MS)
+
+    def make_producer():
+        return build_producer(config, usage.component, extra, producer_errors)
+
+    return KitchenClients(consumer, make_producer,
+                          lambda: max(errors.last_unreachable, producer_errors.last_unreachable))
+
+
+class KitchenLoop:
+    """The consume -> process -> transactional produce loop (see module doc). run() on the loop thread."""
+
+    def __init__(self, usage: KafkaUsage, handlers: Mapping[type[events.Payload], Handles], clients: KitchenClients,
+                 *, health: Health, calls: KafkaCalls, stop, time_scale: float, done_orders: DoneOrders,
+                 dlq_topic: str = topics.PIZZA_DLQ):
+        if usage.loop != "kitchen":
+            raise ValueError("a kitchen loop joins a consumer group and commits in transactions: "
+                             "declare group= and transactional=True in its KafkaUsage")
+        self.usage = usage
+        self.component = usage.component
+        self.log = get_logger(usage.component)
+        self.models = {model.TOPIC: model for model in handlers}
+        self.handlers = {model.TOPIC: handles for model, handles in handlers.items()}
+        if set(self.models) != set(usage.consumes):
+            raise ValueError(f"handlers for {sorted(self.models)} but KafkaUsage consumes {sorted(usage.consumes)}")
+        self.health = health
+        self.calls = calls
+        self.stop = stop
+        self.time_scale = time_scale
+        self.done_orders = done_orders
+        self.dlq_topic = dlq_topic
+        self.source = f"/pizza-shop/{self.component}"
+        self.consumer = clients.consumer
+        self.checkpoint = Checkpoint(self.component, clients.make_producer, calls, stop, self.log, beat=health.beat,
+                                     last_unreachable=clients.last_unreachable)
+        self._in_flight: dict[tuple[str, int], _Work] = {}
+        self._batch = Batch()                                 # finished work of the current loop turn
+        self._assigned: set[tuple[str, int]] = set()
+        self._joined = False
+        self.health.set_readiness(self._readiness)
+        for topic in usage.consumes:  # exported at 0 from start-up: dashboards see 0, not "no data"
+            metrics.DLQ_EVENTS.labels(self.component, topic)
+            metrics.DUPLICATE_EVENTS.labels(self.component, topic)
+            for reason in ("invalid", "processing"):
+                metrics.EVENTS_FAILED.labels(self.component, topic, reason)
+        for outcome in Outcome:
+            metrics.TRANSACTIONS.labels(self.component, outcome.value)
+        metrics.PRODUCER_REPLACEMENTS.labels(self.component)
+
+    def _kafka(self, what: str, fn: Callable, *args, timeout: float | None = None, **kwargs):
+        return self.calls.call(what, fn, *args, timeout=timeout, **kwargs)
+
+    # -- readiness -------------------------------------------------------------------------
+    def _readiness(self) -> tuple[bool, str]:
+        if not self._joined:
+            return False, "not yet a member of the consumer group"
+        return True, f"member of {self.usage.group} with {len(self._assigned)} partition(s)"
+
+    # -- the loop --------------------------------------------------------------------------
+    def run(self) -> int:
+        self.log.info("starting", group=self.usage.group, consumes=list(self.usage.consumes),
+                      produces=list(self.usage.writes), assignment=self.usage.assignment,
+                      transactional_id=self.usage.transactional_id())
+        try:
+            if self.checkpoint.init():
+                self.log.info("transactional producer ready", transactional_id=self.usage.transactional_id())
+                self._kafka("subscribe", self.consumer.subscribe, list(self.usage.consumes),
+                            on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
+                while not self.stop.is_set() and not self.health.fatal:
+                    self._turn()
+        except TransactionFenced as exc:
+            self.health.set_fatal(f"fenced: {exc}")
+            self.log.error("another instance uses this transactional.id (same INSTANCE_ID): stopping",
+                           transactional_id=self.usage.transactional_id(), error=str(exc))
+        except KafkaException as exc:
+            self.health.set_fatal(exc.args[0].str())
+            self.log.error("fatal Kafka error, stopping", error=exc.args[0].str())
+        except Exception as exc:  # a bug: say so, shut down cleanly, exit non-zero
+            self.health.set_fatal(f"{type(exc).__name__}: {exc}")
+            self.log.exception("unexpected error in the consume loop, stopping")
+        code = self._shutdown()
+        return EXIT_FATAL if self.health.fatal else code
+
+    def _turn(self) -> None:
+        # self._batch, not a local: a rebalance callback (inside poll) may commit it first.
+        timeout = self._poll_timeout()
+        msg = self._kafka("poll", self.consumer.poll, timeout, timeout=timeout)
+        self.health.beat()
+        drained = 0
+        while msg is not None:
+            self._on_message(msg, self._batch)
+            drained += 1
+            if drained >= MAX_BATCH or self.stop.is_set():
+                break
+            msg = self._kafka("poll", self.consumer.poll, 0, timeout=0)
+        self._commit_pending()
+
+    def _poll_timeout(self) -> float:
+        if not self._in_flight:
+            return POLL_TIMEOUT_S
+        next_due = min(w.due for w in self._in_flight.values())
+        return max(0.0, min(POLL_TIMEOUT_S, next_due - time.monotonic()))
+
+    # -- one record ------------------------------------------------------------------------
+    def _on_message(self, msg: Message, batch: Batch) -> None:
+        if msg.error():
+            err = msg.error()
+            if err.code() != KafkaError._PARTITION_EOF:
+                self.log.warning("consumer error", error=err.str(), code=err.name())
+                if err.fatal():
+                    self.health.set_fatal(err.str())
+            return
+        tp = (msg.topic(), msg.partition())
+        if tp in self._in_flight:
+            # Fetched before the pause took effect: rewind so it comes again after the step.
+            self._kafka("seek", self.consumer.seek, TopicPartition(msg.topic(), msg.partition(), msg.offset()))
+            return
+        with receiving(self.component, self.log, msg):
+            try:
+                event = events.decode(self.models[msg.topic()], msg.key(), msg.value(), msg.headers())
+            except events.InvalidEvent as exc:
+                metrics.EVENTS_FAILED.labels(self.component, msg.topic(), "invalid").inc()
+                self._dead_letter(msg, f"invalid event: {exc}", batch)
+                return
+            except Exception as exc:  # whatever a record does, it must not stop the loop
+                metrics.EVENTS_FAILED.labels(self.component, msg.topic(), "invalid").inc()
+                self._dead_letter(msg, f"undecodable record: {type(exc).__name__}: {exc}", batch)
+                return
+            handles = self.handlers[msg.topic()]
+            order_key = (msg.topic(), event.order_id) if handles.once_per_order else None
+            if order_key is not None and (self.done_orders.seen(*order_key) or order_key in batch.seen):
+                metrics.DUPLICATE_EVENTS.labels(self.component, msg.topic()).inc()
+                self.log.warning("order already done by this step: duplicate skipped", event_id=event.envelope.id)
+                batch.add_offset(msg.topic(), msg.partition(), msg.offset())
+                return
+            step, error = self._call_handler(handles, event)
+            if error is not None:
+                metrics.EVENTS_FAILED.labels(self.component, msg.topic(), "processing").inc()
+                self._dead_letter(msg, error, batch)
+                return
+            step = step or Step.nothing()
+            now = time.monotonic()
+            seconds = max(0.0, step.seconds * self.time_scale)
+            if step.started:
+                self.log.info(step.started.format(seconds=_seconds(seconds)))
+            work = _Work(msg, step, received=now, due=now + seconds, order_key=order_key)
+            if seconds > 0:
+                self._kafka("pause", self.consumer.pause, [TopicPartition(*tp)])
+                self._in_flight[tp] = work
+                metrics.ORDERS_IN_PROGRESS.labels(self.component).set(len(self._in_flight))
+            else:
+                self._finish(work, batch)
+
+    def _call_handler(self, handles: Handles, event: events.Event) -> tuple[Step | None, str | None]:
+        last = None
+        for attempt in range(1, HANDLER_ATTEMPTS + 1):
+            try:
+                return handles.handler(event), None
+            except Exception as exc:  # a handler bug must not stop the partition
+                last = f"{type(exc).__name__}: {exc}"
+                self.log.warning("handler failed", attempt=attempt, error=last[:512], exc_info=True)
+        return None, f"processing failed {HANDLER_ATTEMPTS} times: {last}"
+
+    def _dead_letter(self, msg: Message, error: str, batch: Batch) -> None:
+        self.log.error("event sent to the dead-letter topic", error=error[:512], dlq_topic=self.dlq_topic)
+        batch.outputs.append(dead_letter(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(),
+                                         msg.headers(), self.component, error, self.dlq_topic))
+        batch.dead_letters.append(msg.topic())
+        batch.add_offset(msg.topic(), msg.partition(), msg.offset())
+
+    def _finish(self, work: _Work, batch: Batch) -> None:
+        for payload in work.step.emit:
+            key, value, headers = events.encode(payload, self.source)
+            batch.outputs.append(OutputRecord(payload.TOPIC, key.encode(), value, headers))
+        batch.add_offset(work.msg.topic(), work.msg.partition(), work.msg.offset())
+        batch.finished.append(work)
+        if work.order_key is not None:
+            batch.seen.append(work.order_key)
+
+    def _collect_due(self, batch: Batch) -> None:
+        now = time.monotonic()
+        for tp, work in list(self._in_flight.items()):
+            if work.due <= now:
+                del self._in_flight[tp]
+                self._finish(work, batch)
+
+    # -- checkpoint ------------------------------------------------------------------------
+    def _take_batch(self) -> Batch:
+        """Hand over the pending batch exactly once: what is committed or rewound never comes back."""
+        batch, self._batch = self._batch, Batch()
+        return batch
+
+    def _commit_pending(self) -> None:
+        self._collect_due(self._batch)
+        batch = self._take_batch()
+        if batch:
+            self._commit(batch)
+
+    def _commit(self, batch: Batch) -> None:
+        outcome = self.checkpoint.commit(batch, self.consumer.consumer_group_metadata)
+        if outcome is Outcome.ABORTED:
+            self._rewind(batch)
+            return
+        # Only for the lag statistics: auto-commit is off, so nothing else commits these.
+        self._kafka("store_offsets", self.consumer.store_offsets,
+                    offsets=[TopicPartition(t, p, o) for (t, p), o in batch.offsets.items() if (t, p) in self._assigned])
+        for record in batch.outputs:
+            metrics.EVENTS_PRODUCED.labels(self.component, record.topic).inc()
+        for topic in batch.dead_letters:
+            metrics.DLQ_EVENTS.labels(self.component, topic).inc()
+        for order_key in batch.seen:
+            self.done_orders.add(*order_key)
+        for msg in batch.delivered:
+            self.log.info("event produced", **record_fields(msg))
+        now = time.monotonic()
+        for work in batch.finished:
+            self._resume(work)
+            spent = now - work.received
+            if work.step.name:
+                metrics.KITCHEN_STEP_SECONDS.labels(self.component, work.step.name).observe(spent)
+            if work.step.done:
+                with event_context(work.msg.topic(), work.msg.partition(), work.msg.offset(), record_key(work.msg)):
+                    self.log.info(work.step.done, seconds_spent=round(spent, 3))
+        self.log.debug("transaction committed", events=len(batch.outputs), offsets=len(batch.offsets))
+        metrics.ORDERS_IN_PROGRESS.labels(self.component).set(len(self._in_flight))
+
+    def _rewind(self, batch: Batch) -> None:
+        """Consume the batch's records again, on the partitions still assigned."""
+        for (topic, partition), first in batch.first_offsets.items():
+            self._in_flight.pop((topic, partition), None)
+            if (topic, partition) not in self._assigned:
+                continue
+            self._kafka("resume", self.consumer.resume, [TopicPartition(topic, partition)])
+            self._kafka("seek", self.consumer.seek, TopicPartition(topic, partition, first))
+
+    def _resume(self, work: _Work) -> None:
+        tp = (work.msg.topic(), work.msg.partition())
+        if tp in self._assigned and work.due > work.received:
+            self._kafka("resume", self.consumer.resume, [TopicPartition(*tp)])
+
+    # -- rebalance callbacks (run inside poll) -----------------------------------------------
+    def _on_assign(self, consumer, partitions) -> None:
+        self._joined = True
+        self._assigned |= {(p.topic, p.partition) for p in partitions}
+        metrics.REBALANCES.labels(self.component, self.usage.group, "assigned").inc()
+        self._update_assigned_gauge()
+        self.log.info("partitions assigned", group=self.usage.group,
+                      partitions=describe(partitions), total=len(self._assigned))
+
+    def _on_revoke(self, consumer, partitions) -> None:
+        # Commit on revoke: work finished so far is committed while this member still
+        # owns the partitions; after the rebalance the commit would be fenced and redone.
+        self._commit_pending()
+        self._drop_partitions(partitions, "revoked")
+
+    def _on_lost(self, consumer, partitions) -> None:
+        # Lost (evicted): the group moved on, nothing can be committed; redo what is still ours.
+        self._drop_partitions(partitions, "lost")
+        batch = self._take_batch()
+        if batch:
+            self._rewind(batch)
+
+    def _drop_partitions(self, partitions, kind: str) -> None:
+        metrics.REBALANCES.labels(self.component, self.usage.group, kind).inc()
+        for p in partitions:
+            tp = (p.topic, p.partition)
+            self._assigned.discard(tp)
+            work = self._in_flight.pop(tp, None)
+            if work is not None:
+                self._abandon(work, f"partition {kind}")
+        self._update_assigned_gauge()
+        self.log.info(f"partitions {kind}", group=self.usage.group, partitions=describe(partitions),
+                      total=len(self._assigned))
+
+    def _update_assigned_gauge(self) -> None:
+        for topic in self.usage.consumes:
+            count = sum(1 for t, _ in self._assigned if t == topic)
+            metrics.ASSIGNED_PARTITIONS.labels(self.component, self.usage.group, topic).set(count)
+        metrics.ORDERS_IN_PROGRESS.labels(self.component).set(len(self._in_flight))
+
+    def _abandon(self, work: _Work, why: str) -> None:
+        with event_context(work.msg.topic(), work.msg.partition(), work.msg.offset(), record_key(work.msg)):
+            self.log.info("step abandoned, not committed: it will be done again", reason=why, step=work.step.name)
+
+    # -- shutdown ----------------------------------------------------------------------------
+    def _shutdown(self) -> int:
+        self.log.info("shutting down: no new work is taken")
+        for work in list(self._in_flight.values()):
+            self._abandon(work, "shutting down")
+        self._in_flight.clear()
+        self.log.info("closing the consumer: committing nothing more, leaving the group")
+        self._kafka("consumer close", self.consumer.close, timeout=CLOSE_TIMEOUT_S, shutdown_step=True)
+        self.log.info("consumer closed, left the group", group=self.usage.group)
+        remaining = self.checkpoint.flush(FLUSH_TIMEOUT_S)
+        self.log.info("producer flushed", undelivered=remaining)
+        return 0
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.2f}".rstrip("0").rstrip(".") or "0"
+

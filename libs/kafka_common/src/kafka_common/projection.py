@@ -1,0 +1,169 @@
+"""The projection loop: no group, every partition from the beginning, handlers apply events to a read model.
+
+Ready once every partition has been read up to its end as of start-up.
+Whatever one record does (invalid, undecodable, a handler raising), it is
+logged, counted and skipped, never dead-lettered: every replica reads every
+event on every start, so each would dead-letter it again. Every librdkafka
+call goes through KafkaCalls, as in the kitchen loop (bounded.py).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from kafka_common import events, metrics
+from kafka_common.bounded import KafkaCalls
+from kafka_common.clients import ClientErrors, build_consumer
+from kafka_common.config import ClientConfig
+from kafka_common.health import Health
+from kafka_common.logging import get_logger
+from kafka_common.receiving import describe, receiving
+from kafka_common.usage import KafkaUsage
+
+POLL_TIMEOUT_S = 0.5
+METADATA_TIMEOUT_S = 5.0
+CLOSE_TIMEOUT_S = 10.0
+REPLAY_PROGRESS_EVERY_S = 5.0  # a progress line while the projection catches up
+
+Apply = Callable[[events.Event], object]
+
+
+def build_projection_consumer(usage: KafkaUsage, config: ClientConfig, health: Health) -> Consumer:
+    return build_consumer(config, usage.component, {
+        # Never joins the group nor commits: librdkafka wants an id and looks up its coordinator.
+        "group.id": usage.group or f"pizza-{usage.component}",
+        "enable.auto.commit": "false",
+        "enable.auto.offset.store": "false",
+        "enable.partition.eof": "true",
+        "isolation.level": "read_committed",
+    }, ClientErrors(usage.component, on_fatal=health.set_fatal))
+
+
+class ProjectionLoop:
+    def __init__(self, usage: KafkaUsage, handlers: Mapping[type[events.Payload], Apply], consumer: Consumer, *,
+                 health: Health, calls: KafkaCalls, stop: threading.Event,
+                 on_applied: Callable[[str, int, int], None] | None = None):
+        if usage.loop != "projection":
+            raise ValueError("a projection reads every partition itself: declare assigns_partitions=True")
+        self.usage = usage
+        self.component = usage.component
+        self.log = get_logger(usage.component)
+        self.models = {model.TOPIC: model for model in handlers}
+        self.handlers = {model.TOPIC: apply for model, apply in handlers.items()}
+        if set(self.models) != set(usage.consumes):
+            raise ValueError(f"handlers for {sorted(self.models)} but KafkaUsage consumes {sorted(usage.consumes)}")
+        self.consumer = consumer
+        self.health = health
+        self.calls = calls
+        self.stop = stop
+        self.on_applied = on_applied
+        self._unfinished: set[tuple[str, int]] | None = None   # partitions not yet read to their start-up end
+        self._caught_up = threading.Event()
+        self._replayed = 0
+        self._progress_at = time.monotonic()
+        self.health.set_readiness(self._readiness)
+        for topic in usage.consumes:  # exported at 0 from start-up
+            for reason in ("invalid", "processing"):
+                metrics.EVENTS_FAILED.labels(self.component, topic, reason)
+
+    @property
+    def caught_up(self) -> bool:
+        return self._caught_up.is_set()
+
+    def _readiness(self) -> tuple[bool, str]:
+        if self._caught_up.is_set():
+            return True, "read model caught up"
+        if self._unfinished is None:
+            return False, "waiting for the topics' partitions"
+        return False, f"rebuilding the read model: {len(self._unfinished)} partition(s) to go"
+
+    def _partitions(self) -> list[TopicPartition]:
+        while not self.stop.is_set():
+            self.health.beat()
+            try:
+                metadata = self.calls.call("list_topics", lambda: self.consumer.list_topics(timeout=METADATA_TIMEOUT_S),
+                                           timeout=METADATA_TIMEOUT_S)
+            except KafkaException as exc:
+                self.log.warning("waiting for Kafka", error=exc.args[0].str())
+                continue
+            missing = [t for t in self.usage.consumes if t not in metadata.topics or metadata.topics[t].error]
+            if missing:
+                self.log.warning("waiting for topics to exist", topics=missing)
+                self.stop.wait(2.0)
+                continue
+            return [TopicPartition(t, p, OFFSET_BEGINNING)
+                    for t in self.usage.consumes for p in sorted(metadata.topics[t].partitions)]
+        return []
+
+    def run(self) -> int:
+        self.log.info("starting: rebuilding the read model from the beginning", consumes=list(self.usage.consumes))
+        try:
+            partitions = self._partitions()
+            if partitions:
+                self._unfinished = {(p.topic, p.partition) for p in partitions}
+                self.calls.call("assign", self.consumer.assign, partitions)
+                self.log.info("partitions assigned", partitions=describe(partitions))
+            while not self.stop.is_set() and not self.health.fatal:
+                msg = self.calls.call("poll", self.consumer.poll, POLL_TIMEOUT_S, timeout=POLL_TIMEOUT_S)
+                self.health.beat()
+                if msg is not None:
+                    self._on_message(msg)
+        except KafkaException as exc:
+            self.health.set_fatal(exc.args[0].str())
+            self.log.error("fatal Kafka error, stopping", error=exc.args[0].str())
+        except Exception as exc:  # a bug: say so, shut down cleanly, exit non-zero
+            self.health.set_fatal(f"{type(exc).__name__}: {exc}")
+            self.log.exception("unexpected error in the projection loop, stopping")
+        self.log.info("shutting down")
+        self.calls.call("consumer close", self.consumer.close, timeout=CLOSE_TIMEOUT_S, shutdown_step=True)
+        self.log.info("consumer closed")
+        return 1 if self.health.fatal else 0
+
+    def _on_message(self, msg: Message) -> None:
+        err = msg.error()
+        if err is not None:
+            if err.code() == KafkaError._PARTITION_EOF:
+                self._reached_end(msg.topic(), msg.partition())
+            else:
+                self.log.warning("consumer error", error=err.str(), code=err.name())
+            return
+        replay = not self._caught_up.is_set()
+        if replay:
+            self._replay_progress()
+        with receiving(self.component, self.log, msg, replay=replay):
+            try:
+                event = events.decode(self.models[msg.topic()], msg.key(), msg.value(), msg.headers())
+            except Exception as exc:  # InvalidEvent, or anything else a hostile record provokes
+                metrics.EVENTS_FAILED.labels(self.component, msg.topic(), "invalid").inc()
+                self.log.error("invalid event skipped (dead-lettered by the kitchen's consumer groups)",
+                               error=str(exc)[:512])
+                event = None
+            if event is not None:
+                try:
+                    self.handlers[msg.topic()](event)
+                except Exception as exc:
+                    metrics.EVENTS_FAILED.labels(self.component, msg.topic(), "processing").inc()
+                    self.log.error("event could not be applied, skipped", error=f"{type(exc).__name__}: {exc}"[:512],
+                                   exc_info=True)
+        if self.on_applied is not None:
+            self.on_applied(msg.topic(), msg.partition(), msg.offset())
+
+    def _replay_progress(self) -> None:
+        self._replayed += 1
+        if time.monotonic() - self._progress_at >= REPLAY_PROGRESS_EVERY_S:
+            self._progress_at = time.monotonic()
+            self.log.info("rebuilding the read model", events_replayed=self._replayed,
+                          partitions_to_go=len(self._unfinished or ()))
+
+    def _reached_end(self, topic: str, partition: int) -> None:
+        if self._unfinished is None or self._caught_up.is_set():
+            return
+        self._unfinished.discard((topic, partition))
+        if not self._unfinished:
+            self._caught_up.set()
+            metrics.READ_MODEL_CAUGHT_UP.labels(self.component).set(1)
+            self.log.info("read model caught up with every partition", events_replayed=self._replayed)

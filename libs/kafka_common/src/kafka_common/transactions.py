@@ -1,0 +1,229 @@
+"""The checkpoint: a batch's output events and consumed offsets, committed in one Kafka transaction.
+
+Every failure of the transaction API ends in one of three outcomes, never in a
+traceback and never in a call on a transaction whose abort has not completed:
+
+- COMMITTED: outputs and offsets are in the log, atomically.
+- ABORTED: nothing of the batch is visible; the loop rewinds and redoes it.
+  A retriable error (a timeout while the broker is away) is retried a few
+  times; an abortable one aborts at once. An abort that times out is retried
+  until it completes (librdkafka's rule: repeat abort_transaction() until it
+  succeeds before beginning another transaction; beginning one early is what
+  produces "Conflicting abort_transaction API call is already in progress"
+  and then INVALID_TXN_STATE).
+- A fatal producer error (the producer is unusable): the producer is replaced
+  by a new one with the same transactional.id, whose init_transactions()
+  aborts whatever the old one left open; the batch counts as ABORTED.
+  PRODUCER_FENCED is fatal too, but there another live process owns the id:
+  TransactionFenced is raised and the service exits cleanly (non-zero).
+
+Before committing after the client reported the cluster unreachable, the
+checkpoint first checks that the cluster answers metadata requests (a call
+that honours its timeout): send_offsets_to_transaction() is the call that
+waits forever while librdkafka's cached group coordinator is gone. Every
+call is also bounded by KafkaCalls (see bounded.py), the last resort.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+from kafka_common import metrics
+from kafka_common.bounded import KafkaCalls
+
+TXN_CALL_TIMEOUT_S = 5.0      # send offsets, commit, abort: each bounded by this (+ grace, by KafkaCalls)
+INIT_TIMEOUT_S = 5.0
+TXN_RETRIES = 3               # retriable errors of send offsets / commit before aborting
+ABORT_RETRY_PAUSE_S = 1.0
+PROBE_TIMEOUT_S = 2.0
+
+
+class Outcome(Enum):
+    COMMITTED = "committed"
+    ABORTED = "aborted"
+
+
+class TransactionFenced(Exception):
+    """Another live instance uses this transactional.id: this one must stop."""
+
+
+@dataclass
+class OutputRecord:
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: list
+
+
+@dataclass
+class Batch:
+    """Finished work, dead letters and their offsets: committed together."""
+
+    outputs: list[OutputRecord] = field(default_factory=list)
+    offsets: dict[tuple[str, int], int] = field(default_factory=dict)        # next offset to consume
+    first_offsets: dict[tuple[str, int], int] = field(default_factory=dict)  # for a rewind after abort
+    finished: list = field(default_factory=list)                             # the loop's work items
+    dead_letters: list[str] = field(default_factory=list)                    # source topics
+    seen: list[tuple[str, str]] = field(default_factory=list)                # (topic, dedupe key) handled
+    delivered: list = field(default_factory=list)                            # from delivery reports
+
+    def on_delivery(self, err, msg) -> None:
+        if err is None:
+            self.delivered.append(msg)
+
+    def add_offset(self, topic: str, partition: int, offset: int) -> None:
+        tp = (topic, partition)
+        self.first_offsets.setdefault(tp, offset)
+        self.offsets[tp] = max(self.offsets.get(tp, -1), offset + 1)
+
+    def __bool__(self) -> bool:
+        return bool(self.offsets)
+
+
+def _error(exc: KafkaException) -> KafkaError:
+    return exc.args[0]
+
+
+def _fenced(err: KafkaError) -> bool:
+    return err.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH)
+
+
+class Checkpoint:
+    """Commits batches through one transactional producer; replaces the producer after a fatal error."""
+
+    def __init__(self, component: str, make_producer: Callable[[], object], calls: KafkaCalls,
+                 stop: threading.Event, log, beat: Callable[[], None] = lambda: None,
+                 last_unreachable: Callable[[], float] = lambda: 0.0):
+        self.component = component
+        self._make_producer = make_producer
+        self.producer = make_producer()
+        self.calls = calls
+        self.stop = stop
+        self.log = log
+        self.beat = beat
+        self._last_unreachable = last_unreachable     # monotonic time the client last reported it
+        self._known_good_at = time.monotonic()        # last time the cluster answered this producer
+
+    # -- start-up ------------------------------------------------------------------------------
+    def init(self) -> bool:
+        """Register the transactional id (fencing a predecessor); wait for the cluster if needed."""
+        while not self.stop.is_set():
+            self.beat()
+            try:
+                self.calls.call("init_transactions", self.producer.init_transactions, INIT_TIMEOUT_S,
+                                timeout=INIT_TIMEOUT_S)
+                return True
+            except KafkaException as exc:
+                err = _error(exc)
+                if _fenced(err):
+                    raise TransactionFenced(err.str()) from exc
+                if err.fatal():
+                    self._replace_producer(err.str())
+                    continue
+                self.log.warning("waiting for Kafka to initialise transactions", error=err.str())
+        return False
+
+    # -- one batch -----------------------------------------------------------------------------
+    def commit(self, batch: Batch, group_metadata: Callable[[], object]) -> Outcome:
+        """Commit the batch's outputs and offsets atomically, or abort so that the loop redoes it."""
+        if self._last_unreachable() > self._known_good_at and not self._cluster_answers():
+            self.log.warning("Kafka unreachable: the batch waits, it is redone once Kafka is back")
+            return Outcome.ABORTED  # nothing begun: nothing to abort
+        try:
+            self.calls.call("begin_transaction", self.producer.begin_transaction)
+            for record in batch.outputs:
+                self.calls.call("produce", self.producer.produce, record.topic, key=record.key, value=record.value,
+                                headers=record.headers, on_delivery=batch.on_delivery)
+            offsets = [TopicPartition(t, p, o) for (t, p), o in batch.offsets.items()]
+            metadata = self.calls.call("consumer_group_metadata", group_metadata)
+            self._retrying("send_offsets_to_transaction", self.producer.send_offsets_to_transaction,
+                           offsets, metadata, TXN_CALL_TIMEOUT_S)
+            self._retrying("commit_transaction", self.producer.commit_transaction, TXN_CALL_TIMEOUT_S)
+        except KafkaException as exc:
+            return self._failed(_error(exc))
+        except BufferError as exc:  # the local queue is full: same as a timeout
+            return self._failed(KafkaError(KafkaError._QUEUE_FULL, str(exc), retriable=True))
+        self._known_good_at = time.monotonic()
+        metrics.TRANSACTIONS.labels(self.component, Outcome.COMMITTED.value).inc()
+        return Outcome.COMMITTED
+
+    def _retrying(self, what: str, fn: Callable, *args) -> None:
+        for attempt in range(1, TXN_RETRIES + 1):
+            try:
+                self.calls.call(what, fn, *args, timeout=TXN_CALL_TIMEOUT_S)
+                return
+            except KafkaException as exc:
+                err = _error(exc)
+                if not err.retriable() or err.txn_requires_abort() or attempt == TXN_RETRIES or self.stop.is_set():
+                    raise
+                self.log.warning(f"{what} will be retried", error=err.str(), attempt=attempt)
+                self.beat()
+
+    def _failed(self, err: KafkaError) -> Outcome:
+        metrics.TRANSACTIONS.labels(self.component, Outcome.ABORTED.value).inc()
+        if _fenced(err):
+            raise TransactionFenced(err.str())
+        if err.fatal():
+            self._replace_producer(err.str())
+        else:
+            self.log.warning("transaction aborted, the batch is redone", reason=err.str())
+            self._abort()
+        return Outcome.ABORTED
+
+    def _abort(self) -> None:
+        """abort_transaction() until it completes: no new transaction may begin before."""
+        attempt = 0
+        while True:
+            attempt += 1
+            self.beat()
+            try:
+                self.calls.call("abort_transaction", self.producer.abort_transaction, TXN_CALL_TIMEOUT_S,
+                                timeout=TXN_CALL_TIMEOUT_S)
+                if attempt > 1:
+                    self.log.info("transaction abort completed", attempts=attempt)
+                return
+            except KafkaException as exc:
+                err = _error(exc)
+                if _fenced(err):
+                    raise TransactionFenced(err.str()) from exc
+                if err.fatal():
+                    self._replace_producer(err.str())
+                    return
+                if self.stop.is_set():
+                    # Shutting down: the transaction stays open until the broker's timeout or
+                    # this replica's replacement fences it; its outputs are never visible.
+                    self.log.warning("transaction abort abandoned: shutting down", error=err.str())
+                    return
+                self.log.warning("transaction abort did not complete, retrying", error=err.str(), attempt=attempt)
+                self.stop.wait(ABORT_RETRY_PAUSE_S)
+
+    def _replace_producer(self, reason: str) -> None:
+        """A fatal error: this producer can do nothing more. A new one with the same
+        transactional.id fences it and aborts its open transaction in init_transactions()."""
+        self.log.error("fatal transactional producer error: replacing the producer", error=reason)
+        metrics.PRODUCER_REPLACEMENTS.labels(self.component).inc()
+        old, self.producer = self.producer, None
+        # Destroying a librdkafka client can block (it waits for its threads): let it go on
+        # a thread of its own instead of under the loop's deadline.
+        threading.Thread(target=lambda: old.flush(0), name="retired-producer", daemon=True).start()
+        self.producer = self._make_producer()
+        self.init()
+
+    def _cluster_answers(self) -> bool:
+        try:
+            self.calls.call("list_topics", lambda: self.producer.list_topics(timeout=PROBE_TIMEOUT_S),
+                            timeout=PROBE_TIMEOUT_S)
+            self._known_good_at = time.monotonic()
+            return True
+        except KafkaException:
+            return False
+
+    # -- shutdown ------------------------------------------------------------------------------
+    def flush(self, timeout: float) -> int:
+        return self.calls.call("producer flush", self.producer.flush, timeout, timeout=timeout, shutdown_step=True)

@@ -1,0 +1,150 @@
+"""Each failure path of the transaction code, with a scripted stand-in producer.
+
+The rule under test: every failure ends COMMITTED or ABORTED (the loop redoes an
+aborted batch), a fenced producer stops the service cleanly, and no transaction
+is begun while an abort is incomplete.
+"""
+
+import threading
+
+import pytest
+from fakes import USAGE, Record, checkpoint, fatal, fenced, kitchen_loop, requires_abort, timed_out
+
+from kafka_common import events
+from kafka_common.consume import Handles
+from kafka_common.events import PizzaOrdered, PizzaStatus
+from kafka_common.kitchen import Step
+from kafka_common.transactions import Batch, Outcome, OutputRecord, TransactionFenced
+
+TXN_CALLS = {"begin_transaction", "produce", "send_offsets_to_transaction", "commit_transaction",
+             "abort_transaction", "init_transactions"}
+
+
+def batch():
+    b = Batch()
+    b.outputs.append(OutputRecord(PizzaStatus.TOPIC, b"k", b"{}", []))
+    b.add_offset(PizzaOrdered.TOPIC, 0, 41)
+    return b
+
+
+def txn_calls(producer):
+    return [c for c in producer.calls if c in TXN_CALLS]
+
+
+def no_begin_before_abort_completes(calls):
+    """After a failed abort_transaction, the next transaction call is abort_transaction again."""
+    for i, call in enumerate(calls[:-1]):
+        if call == "abort_transaction" and calls[i + 1] == "begin_transaction":
+            continue
+        if call == "abort_transaction" and calls[i + 1] != "abort_transaction":
+            return False
+    return True
+
+
+def test_a_clean_batch_commits_outputs_and_offsets_in_one_transaction():
+    cp, producers = checkpoint()
+    assert cp.commit(batch(), lambda: "metadata") is Outcome.COMMITTED
+    assert txn_calls(producers.made[0]) == [
+        "begin_transaction", "produce", "send_offsets_to_transaction", "commit_transaction"]
+
+
+def test_send_offsets_timing_out_is_retried_then_the_batch_commits():
+    cp, producers = checkpoint({"send_offsets_to_transaction": [timed_out()]})
+    assert cp.commit(batch(), lambda: "metadata") is Outcome.COMMITTED
+    assert txn_calls(producers.made[0]).count("send_offsets_to_transaction") == 2
+
+
+def test_send_offsets_timing_out_every_time_aborts_the_batch():
+    cp, producers = checkpoint({"send_offsets_to_transaction": [timed_out()] * 3})
+    assert cp.commit(batch(), lambda: "metadata") is Outcome.ABORTED
+    calls = txn_calls(producers.made[0])
+    assert calls[-1] == "abort_transaction" and "commit_transaction" not in calls
+
+
+def test_an_abortable_error_aborts_at_once():
+    cp, producers = checkpoint({"commit_transaction": [requires_abort()]})
+    assert cp.commit(batch(), lambda: "metadata") is Outcome.ABORTED
+    assert txn_calls(producers.made[0])[-2:] == ["commit_transaction", "abort_transaction"]
+
+
+def test_an_abort_that_times_out_is_retried_until_it_completes_before_anything_else(monkeypatch):
+    monkeypatch.setattr("kafka_common.transactions.ABORT_RETRY_PAUSE_S", 0)
+    cp, producers = checkpoint({"send_offsets_to_transaction": [requires_abort()],
+                                "abort_transaction": [timed_out(), timed_out(), timed_out()]})
+    assert cp.commit(batch(), lambda: "metadata") is Outcome.ABORTED
+    assert cp.commit(batch(), lambda: "metadata") is Outcome.COMMITTED
+    calls = txn_calls(producers.made[0])
+    assert calls.count("abort_transaction") == 4  # three timed out, the fourth completed
+    assert no_begin_before_abort_completes(calls)
+    assert calls[-4:] == ["begin_transaction", "produce", "send_offsets_to_transaction", "commit_transaction"]
+
+
+def test_an_abort_still_failing_at_shutdown_is_abandoned_not_retried_forever():
+    stop = threading.Event()
+    stop.set()
+    cp, producers = checkpoint({"commit_transaction": [requires_abort()], "abort_transaction": [timed_out()] * 100},
+                               stop=stop)
+    assert cp.commit(batch(), lambda: "metadata") is Outcome.ABORTED
+    assert txn_calls(producers.made[0]).count("abort_transaction") == 1
+
+
+def test_a_fatal_error_replaces_the_producer_which_fences_the_old_one():
+    cp, producers = checkpoint({"send_offsets_to_transaction": [fatal()]}, None)
+    assert cp.commit(batch(), lambda: "metadata") is Outcome.ABORTED
+    old, new = producers.made
+    assert "abort_transaction" not in old.calls  # an unusable producer is not asked for anything more
+    assert txn_calls(new) == ["init_transactions"]  # same transactional.id: aborts what the old one left open
+    assert cp.commit(batch(), lambda: "metadata") is Outcome.COMMITTED
+    assert txn_calls(new)[-1] == "commit_transaction"
+
+
+def test_a_fatal_error_during_abort_replaces_the_producer_too():
+    cp, producers = checkpoint({"commit_transaction": [requires_abort()], "abort_transaction": [fatal()]}, None)
+    assert cp.commit(batch(), lambda: "metadata") is Outcome.ABORTED
+    assert len(producers.made) == 2 and txn_calls(producers.made[1]) == ["init_transactions"]
+
+
+def test_fenced_by_a_newer_instance_stops_the_service():
+    cp, _ = checkpoint({"commit_transaction": [fenced()]})
+    with pytest.raises(TransactionFenced):
+        cp.commit(batch(), lambda: "metadata")
+    cp, _ = checkpoint({"init_transactions": [fenced()]})
+    with pytest.raises(TransactionFenced):
+        cp.init()
+
+
+def test_init_transactions_waits_for_kafka():
+    cp, producers = checkpoint({"init_transactions": [timed_out(), timed_out()]})
+    assert cp.init()
+    assert producers.made[0].calls.count("init_transactions") == 3
+
+
+def test_after_kafka_was_unreachable_a_batch_waits_until_the_cluster_answers():
+    cp, producers = checkpoint({"list_topics": [timed_out()]})
+    cp._last_unreachable = lambda: float("inf")
+    assert cp.commit(batch(), lambda: "metadata") is Outcome.ABORTED
+    assert txn_calls(producers.made[0]) == []  # nothing begun while the coordinator may be gone
+    assert cp.commit(batch(), lambda: "metadata") is Outcome.COMMITTED
+
+
+def test_the_loop_rewinds_an_aborted_batch_and_records_nothing_as_done():
+    order_id = events.new_order_id()
+    loop, consumer, producers = kitchen_loop(
+        {"commit_transaction": [requires_abort()]},
+        handlers={PizzaOrdered: Handles(lambda e: Step(), once_per_order=True)})
+    key, value, headers = events.encode(
+        PizzaOrdered(order_id=order_id, customer_id="c0ffee", username="u",
+                     pizza={"sauce": "Tomato", "cheese": "Mozzarella", "main_topping": "Pepperoni"}), "/t")
+    loop._on_message(Record(0, 5, key.encode(), value, headers), loop._batch)
+    loop._commit_pending()
+    assert consumer.calls.count("seek") == 1
+    assert not loop.done_orders.seen(PizzaOrdered.TOPIC, order_id)  # redone, not skipped
+    loop._on_message(Record(0, 5, key.encode(), value, headers), loop._batch)
+    loop._commit_pending()
+    assert loop.done_orders.seen(PizzaOrdered.TOPIC, order_id)
+    loop._on_message(Record(0, 6, key.encode(), value, headers), loop._batch)  # an exact duplicate
+    assert loop._batch.outputs == [] and loop._batch.offsets == {(PizzaOrdered.TOPIC, 0): 7}
+
+
+def test_usage_names_the_transactional_id_after_the_instance():
+    assert USAGE.transactional_id({"INSTANCE_ID": "unit-0"}) == "pizza-unit-unit-0"
