@@ -122,7 +122,7 @@ def run(env: Environment, clients: int, orders: int, seconds: float, warmup: int
     procs = [status]
     try:
         wait_ready([status])
-        webapp = env.service("webapp", {"STATUS_URL": status.url("")})
+        webapp = env.service("webapp", {"STATUS_URL": status.api_url("")})
         procs.append(webapp)
         wait_ready([webapp])
         result = WebResult(clients)

@@ -32,7 +32,7 @@ def shop(service_process, tmp_path):
     for name in ("pizza-assemble", "pizza-bake", "pizza-delivery"):
         service_process(name, env=kitchen)
     return service_process("pizza-webapp", env={
-        "STATUS_URL": status.url("").rstrip("/"),
+        "STATUS_URL": status.api_url("").rstrip("/"),
         "SECRET_KEY": "browser-test-key",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "webapp-metrics"),
         "WEB_CONCURRENCY": "2",

@@ -33,12 +33,12 @@ def start_services(service_process, *names, env=None):
 def start_shop(service_process, time_scale=FAST_KITCHEN, kitchen=("assemble", "bake", "delivery")):
     procs = start_services(service_process, "status", *kitchen, env={"KITCHEN_TIME_SCALE": time_scale})
     procs["webapp"] = service_process("pizza-webapp", name="webapp",
-                                      env={"STATUS_URL": procs["status"].url(""), "WEB_CONCURRENCY": "2"})
+                                      env={"STATUS_URL": procs["status"].api_url(""), "WEB_CONCURRENCY": "2"})
     return procs
 
 
 def status_api(proc, order_id):
-    reply = requests.get(proc.url(f"/api/orders/{order_id}"), timeout=10)
+    reply = requests.get(proc.api_url(f"/api/orders/{order_id}"), timeout=10)
     return reply.json() if reply.status_code == 200 else None
 
 
@@ -122,11 +122,12 @@ def test_status_replicas_agree_rebuild_from_the_log_and_survive_kill_9(service_p
     for order_id in order_ids:
         assert status_api(late, order_id) == status_api(shop["status"], order_id)
     listing = f"/api/orders?customer_id={customer.customer_id}"
-    assert requests.get(late.url(listing), timeout=10).json() == requests.get(shop["status"].url(listing),
+    assert requests.get(late.api_url(listing), timeout=10).json() == requests.get(shop["status"].api_url(listing),
                                                                              timeout=10).json()
     before = {oid: status_api(shop["status"], oid) for oid in order_ids}
     shop["status"].kill()
-    restarted = service_process("pizza-status", name="status-restarted", http_port=shop["status"].http_port)
+    restarted = service_process("pizza-status", name="status-restarted", http_port=shop["status"].http_port,
+                                env={"API_PORT": str(shop["status"].api_port)})
     assert {oid: status_api(restarted, oid) for oid in order_ids} == before
     assert all(customer.get(oid)["status"] == STATUS_DELIVERED for oid in order_ids)  # the webapp reads it again
 

@@ -73,7 +73,7 @@ def shop(service_process):
     for name in ("assemble", "bake", "delivery"):
         procs[name] = service_process(f"pizza-{name}", env=fast)
     procs["webapp"] = service_process("pizza-webapp", env={
-        **fast, "STATUS_URL": procs["status"].url("").rstrip("/"), "SECRET_KEY": uuid.uuid4().hex,
+        **fast, "STATUS_URL": procs["status"].api_url("").rstrip("/"), "SECRET_KEY": uuid.uuid4().hex,
         "WEB_CONCURRENCY": "2"})
     return procs
 

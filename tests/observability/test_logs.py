@@ -30,7 +30,7 @@ def test_every_service_writes_json_lines_with_the_event_fields(service_process):
     procs = {name: service_process(f"pizza-{name}", name=name, env=json_logs)
              for name in ("status", "assemble", "bake", "delivery")}
     procs["webapp"] = service_process("pizza-webapp", name="webapp",
-                                      env={**json_logs, "STATUS_URL": procs["status"].url("")})
+                                      env={**json_logs, "STATUS_URL": procs["status"].api_url("")})
     http = requests.Session()
     http.post(procs["webapp"].url("/api/login"), json={"username": "logger"}, timeout=10).raise_for_status()
     order_id = http.post(procs["webapp"].url("/api/orders"), timeout=15,

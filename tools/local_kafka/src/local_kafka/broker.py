@@ -213,6 +213,13 @@ def server_properties(port: int, controller_port: int, log_dirs: Path,
         # incarnation's session expires: 5 s instead of 9 s. Heartbeats stay well inside it.
         "broker.session.timeout.ms": "5000",
         "broker.heartbeat.interval.ms": "1000",
+        # KIP-848 consumer groups: a member that stops heartbeating (kill -9) is removed
+        # after 6 s instead of 45 s, and the others learn of their new partitions within a
+        # heartbeat (2 s). The minimums must come down for the values to be accepted.
+        "group.consumer.session.timeout.ms": "6000",
+        "group.consumer.min.session.timeout.ms": "6000",
+        "group.consumer.heartbeat.interval.ms": "2000",
+        "group.consumer.min.heartbeat.interval.ms": "1000",
         "num.network.threads": "2",
         "num.io.threads": "4",
         "num.recovery.threads.per.data.dir": "1",

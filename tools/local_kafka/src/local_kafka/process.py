@@ -33,7 +33,7 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from local_kafka.broker import HOST, pdeathsig_prefix, tail
+from local_kafka.broker import HOST, free_port, pdeathsig_prefix, tail
 
 
 class ServiceNotReady(RuntimeError):
@@ -69,6 +69,7 @@ class ServiceProcess:
     command: argv, or a console script name looked up in the venv's bin dir.
     env: overrides on top of os.environ (a value of None removes the variable).
     http_port: the service's HTTP_PORT (set in its env); needed for wait_ready().
+    INSTANCE_ID (in its env) defaults to name: give replicas distinct names.
     log_file: where its output goes (default: a new temporary file).
     on_line: called with each output line (without newline) from the reader thread.
     """
@@ -82,6 +83,13 @@ class ServiceProcess:
         self.env_overrides = dict(env or {})
         if http_port is not None:
             self.env_overrides.setdefault("HTTP_PORT", str(http_port))
+        # API_PORT: a service's second port (status's query API); a free one unless given, so
+        # several replicas on one machine never collide on the default.
+        self.api_port = int(self.env_overrides.get("API_PORT") or free_port())
+        self.env_overrides["API_PORT"] = str(self.api_port)
+        # A stable replica identity (transactional.id derives from it): the same slot when
+        # this replica is restarted, so the new process fences the old one.
+        self.env_overrides.setdefault("INSTANCE_ID", name)
         if log_file is None:
             fd, path = tempfile.mkstemp(prefix=f"{name}-", suffix=".log")
             os.close(fd)
@@ -113,6 +121,10 @@ class ServiceProcess:
         if self.http_port is None:
             raise ValueError(f"{self.name} has no http_port")
         return f"http://{HOST}:{self.http_port}{path}"
+
+    def api_url(self, path: str = "/") -> str:
+        """A URL on the service's API_PORT (status's query API)."""
+        return f"http://{HOST}:{self.api_port}{path}"
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)

@@ -53,16 +53,30 @@ class ServiceSpec:
     command: Sequence[str]
     http_port: int
     env: dict[str, str] = field(default_factory=dict)
+    api_port: int | None = None   # a second port (API_PORT) for the service's own API
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.http_port] + ([self.api_port] if self.api_port else [])
+
+
+STATUS_API_PORT = 8011
 
 
 def default_services() -> list[ServiceSpec]:
-    """The five services, ports and env of DESIGN.md ("Running it")."""
+    """The five services, ports and env of DESIGN.md ("Running it").
+
+    INSTANCE_ID: one stable slot per replica (name-0), as a pod name is in
+    Kubernetes; a restarted shop reuses it, so its kitchens fence their predecessors'
+    transactions at once. STATUS_URL is the status query API (its API_PORT).
+    """
     return [
-        ServiceSpec("status", ["pizza-status"], 8001),
-        ServiceSpec("assemble", ["pizza-assemble"], 8002),
-        ServiceSpec("bake", ["pizza-bake"], 8003),
-        ServiceSpec("delivery", ["pizza-delivery"], 8004),
-        ServiceSpec("webapp", ["pizza-webapp"], 8000, {"STATUS_URL": f"http://{HOST}:8001"}),
+        ServiceSpec("status", ["pizza-status"], 8001, {"INSTANCE_ID": "status-0"}, api_port=STATUS_API_PORT),
+        ServiceSpec("assemble", ["pizza-assemble"], 8002, {"INSTANCE_ID": "assemble-0"}),
+        ServiceSpec("bake", ["pizza-bake"], 8003, {"INSTANCE_ID": "bake-0"}),
+        ServiceSpec("delivery", ["pizza-delivery"], 8004, {"INSTANCE_ID": "delivery-0"}),
+        ServiceSpec("webapp", ["pizza-webapp"], 8000,
+                    {"INSTANCE_ID": "webapp-0", "STATUS_URL": f"http://{HOST}:{STATUS_API_PORT}"}),
     ]
 
 
@@ -147,7 +161,7 @@ class Shop:
             self.out.line("kafka", f"topic {topic}: {outcome}")
 
     def check_ports(self) -> None:
-        busy = [f"{s.name} ({s.http_port})" for s in self.specs if not port_is_free(s.http_port)]
+        busy = [f"{s.name} ({port})" for s in self.specs for port in s.ports if not port_is_free(port)]
         if busy:
             raise SystemExit(f"ports in use, is the shop already running? {', '.join(busy)}")
 
@@ -157,6 +171,8 @@ class Shop:
             # Loopback only: a development shop is not served to the whole network.
             env = {"HTTP_HOST": HOST, "HTTP_PORT": str(spec.http_port), "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
                    "LOG_FORMAT": "console", **spec.env}
+            if spec.api_port:
+                env["API_PORT"] = str(spec.api_port)
             log_file = self.log_dir / f"{spec.name}.log"
             log_file.write_bytes(b"")
             proc = ServiceProcess(spec.name, spec.command, env=env, http_port=spec.http_port,
@@ -273,10 +289,11 @@ class Shop:
 
 
 def load_services(path: Path) -> list[ServiceSpec]:
-    """A service table from JSON: [{"name", "command": [...], "http_port", "env": {...}}, ...]."""
+    """A service table from JSON: [{"name", "command": [...], "http_port", "env": {...}, "api_port"?}, ...]."""
     import json
 
-    return [ServiceSpec(d["name"], list(d["command"]), int(d["http_port"]), dict(d.get("env", {})))
+    return [ServiceSpec(d["name"], list(d["command"]), int(d["http_port"]), dict(d.get("env", {})),
+                        int(d["api_port"]) if d.get("api_port") else None)
             for d in json.loads(Path(path).read_text())]
 
 
