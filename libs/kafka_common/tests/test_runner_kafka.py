@@ -10,6 +10,7 @@ import requests
 from confluent_kafka import Producer
 
 from kafka_common import events
+from kafka_common.bounded import EXIT_WEDGED
 from kafka_common.events import Pizza, PizzaOrdered
 from local_kafka.testing import wait_until
 
@@ -79,7 +80,9 @@ def test_kill_9_mid_step_processes_the_event_again_and_skips_nothing(kafka_confi
 
 def test_crash_between_produce_and_commit_leaves_no_duplicate(kafka_config, topics, service_process, read_topic,
                                                                tmp_path):
-    env = {**topics, "KAFKA_TRANSACTION_TIMEOUT_MS": "3000"}
+    # The replacement has the crashed replica's INSTANCE_ID, so the same transactional.id:
+    # its init_transactions() fences the predecessor and aborts its open transaction.
+    env = {**topics, "INSTANCE_ID": "step-0"}
     crashing = service_process(STEP_SERVICE, name="crashing",
                                env={**env, "CRASH_BEFORE_COMMIT_FILE": str(tmp_path / "crashed")})
     [order_id] = produce_orders(kafka_config, topics["IN_TOPIC"], 1)
@@ -199,3 +202,40 @@ def test_sigterm_with_the_broker_gone_still_exits_0_in_bounded_time(dedicated_ka
     log = proc.log_text()
     for step in ("shutdown requested", "step abandoned, not committed", "shutdown complete"):
         assert step in log
+
+
+def test_a_hung_send_offsets_exits_the_process_and_the_replacement_commits_once(kafka_config, topics,
+                                                                                 service_process, read_topic,
+                                                                                 tmp_path):
+    hang = tmp_path / "hang"
+    hang.touch()
+    env = {**topics, "INSTANCE_ID": "step-0"}
+    wedged = service_process(STEP_SERVICE, name="wedged", env={**env, "HANG_SEND_OFFSETS_FILE": str(hang)})
+    [order_id] = produce_orders(kafka_config, topics["IN_TOPIC"], 1)
+    # The watchdog, not a liveness probe minutes later, ends it: non-zero, with the reason.
+    assert wedged.wait(timeout=60) == EXIT_WEDGED
+    assert "Kafka client wedged" in wedged.log_text() and "send_offsets_to_transaction" in wedged.log_text()
+    hang.unlink()
+    service_process(STEP_SERVICE, name="replacement", env=env)
+    out = read_topic(topics["OUT_TOPIC"], until=lambda rs: len(rs) >= 1, timeout=60)
+    assert [r.key for r in out] == [order_id]
+    assert len(read_topic(topics["OUT_TOPIC"])) == 1
+
+
+def test_sigterm_while_a_kafka_call_hangs_still_ends_the_process(kafka_config, topics, service_process, tmp_path):
+    hang = tmp_path / "hang"
+    hang.touch()
+    proc = service_process(STEP_SERVICE, name="step", env={**topics, "HANG_SEND_OFFSETS_FILE": str(hang)})
+    produce_orders(kafka_config, topics["IN_TOPIC"], 1)
+    proc.wait_for_log("event received")
+    proc.terminate()
+    assert proc.wait(timeout=30) in (0, EXIT_WEDGED)  # within a 30 s grace period, whatever the client does
+    assert "shutdown requested" in proc.log_text()
+
+
+def test_a_duplicate_order_is_done_once(kafka_config, topics, service_process, read_topic):
+    proc = service_process(STEP_SERVICE, name="step", env={**topics, "ONCE_PER_ORDER": "1"})
+    [order_id, _] = produce_orders(kafka_config, topics["IN_TOPIC"], 2, key=events.new_order_id())  # one order, twice
+    wait_until(lambda: metric(proc, "pizza_duplicate_events_total", topic=topics["IN_TOPIC"]) == 1, 30,
+               "the second record to be skipped")
+    assert [r.key for r in read_topic(topics["OUT_TOPIC"])] == [order_id]
