@@ -6,8 +6,9 @@ Fault injection, for tests only:
   CRASH_BEFORE_COMMIT_FILE  if this file does not exist yet: create it and kill -9
                             this process after producing, before committing.
   STUCK_FILE                the handler blocks while this file exists (a stuck loop).
-  HANG_SEND_OFFSETS_FILE    while this file exists, send_offsets_to_transaction never
-                            returns (as librdkafka's does when its coordinator is gone).
+  HANG_CALL, HANG_FILE      the Kafka call named HANG_CALL (as the loop names it) does not
+                            return while HANG_FILE exists: send_offsets_to_transaction
+                            does that when librdkafka's cached coordinator is gone.
 """
 
 import os
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from kafka_common import transactions
 from kafka_common.app import App
+from kafka_common.bounded import KafkaCalls
 from kafka_common.events import PizzaOrdered, PizzaStatus
 from kafka_common.kitchen import Step
 from kafka_common.menu import STATUS_IN_OVEN
@@ -48,19 +50,32 @@ def handle(event):
 
 def inject_faults() -> None:
     crash_marker = os.environ.get("CRASH_BEFORE_COMMIT_FILE")
-    hang_file = os.environ.get("HANG_SEND_OFFSETS_FILE")
-    retrying = transactions.Checkpoint._retrying
+    if crash_marker:
+        retrying = transactions.Checkpoint._retrying
 
-    def faulty(self, what, fn, *args):
-        if what == "commit_transaction" and crash_marker and not Path(crash_marker).exists():
-            Path(crash_marker).touch()
-            self.producer.flush(10)  # the outputs are in the log, uncommitted
-            os.kill(os.getpid(), signal.SIGKILL)
-        if what == "send_offsets_to_transaction" and hang_file and Path(hang_file).exists():
-            return self.calls.call(what, lambda: time.sleep(3600), timeout=transactions.TXN_CALL_TIMEOUT_S)
-        return retrying(self, what, fn, *args)
+        def crashing(self, what, fn, *args):
+            if what == "commit_transaction" and not Path(crash_marker).exists():
+                Path(crash_marker).touch()
+                self.producer.flush(10)  # the outputs are in the log, uncommitted
+                os.kill(os.getpid(), signal.SIGKILL)
+            return retrying(self, what, fn, *args)
 
-    transactions.Checkpoint._retrying = faulty
+        transactions.Checkpoint._retrying = crashing
+    hang_call, hang_file = os.environ.get("HANG_CALL"), os.environ.get("HANG_FILE")
+    if hang_call:
+        call, call_abandonable = KafkaCalls.call, KafkaCalls.call_abandonable
+
+        def hanging(fn):
+            def stuck(*args, **kwargs):
+                while Path(hang_file).exists():
+                    time.sleep(0.05)
+                return fn(*args, **kwargs)
+            return stuck
+
+        KafkaCalls.call = lambda self, what, fn, *a, **k: call(
+            self, what, hanging(fn) if what == hang_call else fn, *a, **k)
+        KafkaCalls.call_abandonable = lambda self, what, fn, *a, **k: call_abandonable(
+            self, what, hanging(fn) if what == hang_call else fn, *a, **k)
 
 
 if __name__ == "__main__":

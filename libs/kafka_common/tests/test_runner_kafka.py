@@ -204,17 +204,34 @@ def test_sigterm_with_the_broker_gone_still_exits_0_in_bounded_time(dedicated_ka
         assert step in log
 
 
-def test_a_hung_send_offsets_exits_the_process_and_the_replacement_commits_once(kafka_config, topics,
-                                                                                 service_process, read_topic,
-                                                                                 tmp_path):
+def test_a_hung_send_offsets_is_left_behind_and_the_service_recovers_without_exit(kafka_config, topics,
+                                                                                     service_process, read_topic,
+                                                                                     tmp_path):
+    hang = tmp_path / "hang"
+    hang.touch()
+    proc = service_process(STEP_SERVICE, name="step",
+                           env={**topics, "HANG_CALL": "send_offsets_to_transaction", "HANG_FILE": str(hang)})
+    [order_id] = produce_orders(kafka_config, topics["IN_TOPIC"], 1)
+    proc.wait_for_log("its producer is left behind and replaced", timeout=60)
+    hang.unlink()  # the new producer's send_offsets returns, as after a coordinator comes back
+    out = read_topic(topics["OUT_TOPIC"], until=lambda rs: len(rs) >= 1, timeout=60)
+    assert [r.key for r in out] == [order_id]
+    assert proc.running and requests.get(proc.url("/healthz"), timeout=5).status_code == 200
+    assert len(read_topic(topics["OUT_TOPIC"])) == 1
+
+
+def test_a_hung_kafka_call_exits_the_process_and_the_replacement_commits_once(kafka_config, topics,
+                                                                              service_process, read_topic,
+                                                                              tmp_path):
     hang = tmp_path / "hang"
     hang.touch()
     env = {**topics, "INSTANCE_ID": "step-0"}
-    wedged = service_process(STEP_SERVICE, name="wedged", env={**env, "HANG_SEND_OFFSETS_FILE": str(hang)})
+    wedged = service_process(STEP_SERVICE, name="wedged",
+                             env={**env, "HANG_CALL": "consumer_group_metadata", "HANG_FILE": str(hang)})
     [order_id] = produce_orders(kafka_config, topics["IN_TOPIC"], 1)
     # The watchdog, not a liveness probe minutes later, ends it: non-zero, with the reason.
     assert wedged.wait(timeout=60) == EXIT_WEDGED
-    assert "Kafka client wedged" in wedged.log_text() and "send_offsets_to_transaction" in wedged.log_text()
+    assert "Kafka client wedged" in wedged.log_text() and "consumer_group_metadata" in wedged.log_text()
     hang.unlink()
     service_process(STEP_SERVICE, name="replacement", env=env)
     out = read_topic(topics["OUT_TOPIC"], until=lambda rs: len(rs) >= 1, timeout=60)
@@ -225,7 +242,8 @@ def test_a_hung_send_offsets_exits_the_process_and_the_replacement_commits_once(
 def test_sigterm_while_a_kafka_call_hangs_still_ends_the_process(kafka_config, topics, service_process, tmp_path):
     hang = tmp_path / "hang"
     hang.touch()
-    proc = service_process(STEP_SERVICE, name="step", env={**topics, "HANG_SEND_OFFSETS_FILE": str(hang)})
+    proc = service_process(STEP_SERVICE, name="step",
+                           env={**topics, "HANG_CALL": "consumer_group_metadata", "HANG_FILE": str(hang)})
     produce_orders(kafka_config, topics["IN_TOPIC"], 1)
     proc.wait_for_log("event received")
     proc.terminate()

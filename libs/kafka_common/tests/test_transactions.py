@@ -148,3 +148,47 @@ def test_the_loop_rewinds_an_aborted_batch_and_records_nothing_as_done():
 
 def test_usage_names_the_transactional_id_after_the_instance():
     assert USAGE.transactional_id({"INSTANCE_ID": "unit-0"}) == "pizza-unit-unit-0"
+
+
+class Hang:
+    """A call that never returns until released (librdkafka ignoring its timeout)."""
+
+    def __init__(self):
+        self.release = threading.Event()
+
+    def __call__(self, *args):
+        self.release.wait(30)
+
+
+def test_a_hung_send_offsets_leaves_its_producer_behind_and_a_new_one_takes_over(monkeypatch):
+    monkeypatch.setattr("kafka_common.transactions.TXN_CALL_TIMEOUT_S", 0.1)
+    cp, producers = checkpoint()
+    cp.calls.grace_s = 0.1
+    hang = Hang()
+    producers.made[0].send_offsets_to_transaction = hang
+    try:
+        assert cp.commit(batch(), lambda: "metadata") is Outcome.ABORTED
+        old, new = producers.made
+        assert "abort_transaction" not in old.calls  # a stuck producer is asked nothing more
+        assert txn_calls(new) == ["init_transactions"]  # fences the stuck one
+        assert cp.commit(batch(), lambda: "metadata") is Outcome.COMMITTED
+    finally:
+        hang.release.set()
+
+
+def test_too_many_hung_calls_ask_for_the_process_to_be_replaced(monkeypatch):
+    from kafka_common.transactions import MAX_ABANDONED_PRODUCERS, ClientWedged
+
+    monkeypatch.setattr("kafka_common.transactions.TXN_CALL_TIMEOUT_S", 0.05)
+    hang = Hang()
+    cp, producers = checkpoint()
+    cp.calls.grace_s = 0.05
+    monkeypatch.setattr(cp, "_make_producer", lambda: setattr(p := producers(), "commit_transaction", hang) or p)
+    producers.made[0].commit_transaction = hang
+    try:
+        for _ in range(MAX_ABANDONED_PRODUCERS):
+            assert cp.commit(batch(), lambda: "metadata") is Outcome.ABORTED
+        with pytest.raises(ClientWedged):
+            cp.commit(batch(), lambda: "metadata")
+    finally:
+        hang.release.set()

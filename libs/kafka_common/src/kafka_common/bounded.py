@@ -5,6 +5,9 @@ waits forever when its cached group coordinator is gone; close() can hang when
 the cluster is). A thread stuck in native code cannot be interrupted, so the
 loop never trusts a call's timeout:
 
+- the transaction calls that hang (send offsets, commit, abort) run on a thread
+  of their own (call_abandonable): one that does not return in time is left
+  behind and its producer replaced, so the service recovers without an exit;
 - the loop runs on a worker thread; every librdkafka call it makes goes
   through KafkaCalls.call(), which records what is being called and by when it
   must return (its own timeout plus CALL_GRACE_S);
@@ -32,6 +35,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from kafka_common.health import Health
@@ -41,6 +45,10 @@ DEFAULT_CALL_BUDGET_S = 5.0  # calls without a timeout of their own (pause, seek
 SHUTDOWN_BUDGET_S = 20.0    # SIGTERM to exit, well inside a 30 s termination grace period
 WATCH_INTERVAL_S = 0.25
 EXIT_WEDGED = 70            # a Kafka call overran its deadline (EX_SOFTWARE)
+
+
+class CallAbandoned(Exception):
+    """A call did not return in time and was left behind on its own thread."""
 
 
 @dataclass
@@ -68,9 +76,43 @@ class KafkaCalls:
         overrun during shutdown ends the process as a normal (if hurried) exit.
         """
         budget = (DEFAULT_CALL_BUDGET_S if timeout is None else timeout) + self.grace_s
+        with self._deadline(what, budget, shutdown_step):
+            return fn(*args, **kwargs)
+
+    def call_abandonable(self, what: str, fn: Callable, *args, timeout: float):
+        """fn(*args) on a thread of its own; if it has not returned within timeout + grace,
+        raise CallAbandoned and leave it behind, stuck in librdkafka.
+
+        For the transaction calls known to hang while the client they belong to is
+        replaceable: the caller retires that client (a new transactional producer with the
+        same transactional.id fences the stuck one) and carries on, no exit needed.
+        """
+        budget = timeout + self.grace_s
+        outcome: dict = {}
+        done = threading.Event()
+
+        def target():
+            try:
+                outcome["value"] = fn(*args)
+            except BaseException as exc:  # handed to the caller below
+                outcome["error"] = exc
+            finally:
+                done.set()
+
+        # The watchdog still guards the wait itself, a little later than the wait's own bound.
+        with self._deadline(what, budget + self.grace_s, False):
+            threading.Thread(target=target, name=f"kafka-{what}", daemon=True).start()
+            if not done.wait(budget):
+                raise CallAbandoned(f"{what} did not return within {budget:.0f} s")
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome.get("value")
+
+    @contextmanager
+    def _deadline(self, what: str, budget: float, shutdown_step: bool):
         self._stack.append(_Call(what, budget, self._clock() + budget, shutdown_step))
         try:
-            return fn(*args, **kwargs)
+            yield
         finally:
             self._stack.pop()
             if self._stack:  # back in an enclosing call (a callback inside poll): its clock restarts

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from kafka_common import events, metrics, topics
-from kafka_common.bounded import KafkaCalls
+from kafka_common.bounded import EXIT_WEDGED, KafkaCalls
 from kafka_common.clients import ClientErrors, build_consumer, build_producer
 from kafka_common.config import ClientConfig
 from kafka_common.dead_letters import dead_letter
@@ -46,7 +46,7 @@ from kafka_common.kitchen import Step
 from kafka_common.lag import STATS_INTERVAL_MS, LagStats
 from kafka_common.logging import event_context, get_logger, record_fields
 from kafka_common.receiving import describe, receiving, record_key
-from kafka_common.transactions import Batch, Checkpoint, Outcome, OutputRecord, TransactionFenced
+from kafka_common.transactions import Batch, Checkpoint, ClientWedged, Outcome, OutputRecord, TransactionFenced
 from kafka_common.usage import CLASSIC_ASSIGNORS, KafkaUsage, instance_id
 
 POLL_TIMEOUT_S = 0.5          # longest the loop waits for a record; bounds liveness beats
@@ -194,6 +194,11 @@ class KitchenLoop:
             self.health.set_fatal(f"fenced: {exc}")
             self.log.error("another instance uses this transactional.id (same INSTANCE_ID): stopping",
                            transactional_id=self.usage.transactional_id(), error=str(exc))
+        except ClientWedged as exc:
+            self.health.set_fatal(str(exc))
+            self.log.error("Kafka client wedged, exiting so that the replica is replaced at once", error=str(exc))
+            self._shutdown()
+            return EXIT_WEDGED
         except KafkaException as exc:
             self.health.set_fatal(exc.args[0].str())
             self.log.error("fatal Kafka error, stopping", error=exc.args[0].str())

@@ -11,17 +11,22 @@ traceback and never in a call on a transaction whose abort has not completed:
   succeeds before beginning another transaction; beginning one early is what
   produces "Conflicting abort_transaction API call is already in progress"
   and then INVALID_TXN_STATE).
+- A call that hangs (send offsets, commit and abort run on a thread of their
+  own, bounded by KafkaCalls.call_abandonable): the producer is left behind
+  and replaced as below; the batch counts as ABORTED. After
+  MAX_ABANDONED_PRODUCERS of those, ClientWedged: the process is replaced.
 - A fatal producer error (the producer is unusable): the producer is replaced
   by a new one with the same transactional.id, whose init_transactions()
   aborts whatever the old one left open; the batch counts as ABORTED.
   PRODUCER_FENCED is fatal too, but there another live process owns the id:
   TransactionFenced is raised and the service exits cleanly (non-zero).
 
-Before committing after the client reported the cluster unreachable, the
+Before committing after a client reported the cluster unreachable, the
 checkpoint first checks that the cluster answers metadata requests (a call
-that honours its timeout): send_offsets_to_transaction() is the call that
-waits forever while librdkafka's cached group coordinator is gone. Every
-call is also bounded by KafkaCalls (see bounded.py), the last resort.
+that honours its timeout), then starts a new producer: send_offsets_to_transaction()
+is the call that waits forever while librdkafka's cached group coordinator
+is gone, and a new producer has no cache. Every call is also bounded by
+KafkaCalls (see bounded.py); the watchdog's exit is the last resort.
 """
 
 from __future__ import annotations
@@ -35,13 +40,18 @@ from enum import Enum
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from kafka_common import metrics
-from kafka_common.bounded import KafkaCalls
+from kafka_common.bounded import CallAbandoned, KafkaCalls
 
 TXN_CALL_TIMEOUT_S = 5.0      # send offsets, commit, abort: each bounded by this (+ grace, by KafkaCalls)
 INIT_TIMEOUT_S = 5.0
 TXN_RETRIES = 3               # retriable errors of send offsets / commit before aborting
 ABORT_RETRY_PAUSE_S = 1.0
 PROBE_TIMEOUT_S = 2.0
+MAX_ABANDONED_PRODUCERS = 5   # producers left behind stuck in a call; then the process is replaced
+
+
+class ClientWedged(Exception):
+    """Too many transaction calls hung: this process should be replaced."""
 
 
 class Outcome(Enum):
@@ -109,6 +119,7 @@ class Checkpoint:
         self.beat = beat
         self._last_unreachable = last_unreachable     # monotonic time the client last reported it
         self._known_good_at = time.monotonic()        # last time the cluster answered this producer
+        self._abandoned = 0
 
     # -- start-up ------------------------------------------------------------------------------
     def init(self) -> bool:
@@ -132,9 +143,13 @@ class Checkpoint:
     # -- one batch -----------------------------------------------------------------------------
     def commit(self, batch: Batch, group_metadata: Callable[[], object]) -> Outcome:
         """Commit the batch's outputs and offsets atomically, or abort so that the loop redoes it."""
-        if self._last_unreachable() > self._known_good_at and not self._cluster_answers():
-            self.log.warning("Kafka unreachable: the batch waits, it is redone once Kafka is back")
-            return Outcome.ABORTED  # nothing begun: nothing to abort
+        if self._last_unreachable() > self._known_good_at:
+            if not self._cluster_answers():
+                self.log.warning("Kafka unreachable: the batch waits, it is redone once Kafka is back")
+                return Outcome.ABORTED  # nothing begun: nothing to abort
+            # After an outage librdkafka's cached coordinators may be stale (that is when
+            # send_offsets_to_transaction hangs): a new producer looks them up afresh.
+            self._replace_producer("Kafka was unreachable since the last commit", fatal=False)
         try:
             self.calls.call("begin_transaction", self.producer.begin_transaction)
             for record in batch.outputs:
@@ -149,6 +164,10 @@ class Checkpoint:
             return self._failed(_error(exc))
         except BufferError as exc:  # the local queue is full: same as a timeout
             return self._failed(KafkaError(KafkaError._QUEUE_FULL, str(exc), retriable=True))
+        except CallAbandoned as exc:
+            metrics.TRANSACTIONS.labels(self.component, Outcome.ABORTED.value).inc()
+            self._producer_stuck(str(exc))
+            return Outcome.ABORTED
         self._known_good_at = time.monotonic()
         metrics.TRANSACTIONS.labels(self.component, Outcome.COMMITTED.value).inc()
         return Outcome.COMMITTED
@@ -156,7 +175,7 @@ class Checkpoint:
     def _retrying(self, what: str, fn: Callable, *args) -> None:
         for attempt in range(1, TXN_RETRIES + 1):
             try:
-                self.calls.call(what, fn, *args, timeout=TXN_CALL_TIMEOUT_S)
+                self.calls.call_abandonable(what, fn, *args, timeout=TXN_CALL_TIMEOUT_S)
                 return
             except KafkaException as exc:
                 err = _error(exc)
@@ -183,10 +202,13 @@ class Checkpoint:
             attempt += 1
             self.beat()
             try:
-                self.calls.call("abort_transaction", self.producer.abort_transaction, TXN_CALL_TIMEOUT_S,
-                                timeout=TXN_CALL_TIMEOUT_S)
+                self.calls.call_abandonable("abort_transaction", self.producer.abort_transaction,
+                                            TXN_CALL_TIMEOUT_S, timeout=TXN_CALL_TIMEOUT_S)
                 if attempt > 1:
                     self.log.info("transaction abort completed", attempts=attempt)
+                return
+            except CallAbandoned as exc:
+                self._producer_stuck(str(exc))
                 return
             except KafkaException as exc:
                 err = _error(exc)
@@ -203,10 +225,24 @@ class Checkpoint:
                 self.log.warning("transaction abort did not complete, retrying", error=err.str(), attempt=attempt)
                 self.stop.wait(ABORT_RETRY_PAUSE_S)
 
-    def _replace_producer(self, reason: str) -> None:
-        """A fatal error: this producer can do nothing more. A new one with the same
-        transactional.id fences it and aborts its open transaction in init_transactions()."""
-        self.log.error("fatal transactional producer error: replacing the producer", error=reason)
+    def _producer_stuck(self, reason: str) -> None:
+        """A transaction call hung (librdkafka ignoring its timeout): leave that producer behind."""
+        self._abandoned += 1
+        if self._abandoned > MAX_ABANDONED_PRODUCERS:
+            raise ClientWedged(f"{self._abandoned} transaction calls hung; last: {reason}")
+        self.log.error("transaction call hung: its producer is left behind and replaced", error=reason,
+                       producers_left_behind=self._abandoned)
+        self._replace_producer(reason, fatal=False)
+
+    def _replace_producer(self, reason: str, fatal: bool = True) -> None:
+        """A new producer with the same transactional.id: its init_transactions() fences the
+        old one and aborts whatever transaction the old one left open. After a fatal error
+        the old one can do nothing more; after a hung call it is stuck; after an outage its
+        cached coordinators may be stale."""
+        if fatal:
+            self.log.error("fatal transactional producer error: replacing the producer", error=reason)
+        else:
+            self.log.info("replacing the transactional producer", reason=reason)
         metrics.PRODUCER_REPLACEMENTS.labels(self.component).inc()
         old, self.producer = self.producer, None
         # Destroying a librdkafka client can block (it waits for its threads): let it go on
