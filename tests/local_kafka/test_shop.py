@@ -129,4 +129,6 @@ def test_default_service_table_matches_the_design():
     assert {n: s.http_port for n, s in table.items()} == {
         "webapp": 8000, "status": 8001, "assemble": 8002, "bake": 8003, "delivery": 8004}
     assert {n: list(s.command) for n, s in table.items()} == {n: [f"pizza-{n}"] for n in table}
-    assert table["webapp"].env == {"STATUS_URL": "http://127.0.0.1:8001"}
+    assert table["webapp"].env["STATUS_URL"] == "http://127.0.0.1:8011"  # status's query API
+    assert table["status"].api_port == 8011
+    assert {n: s.env["INSTANCE_ID"] for n, s in table.items()} == {n: f"{n}-0" for n in table}
