@@ -192,3 +192,13 @@ def test_too_many_hung_calls_ask_for_the_process_to_be_replaced(monkeypatch):
             cp.commit(batch(), lambda: "metadata")
     finally:
         hang.release.set()
+
+
+def test_between_batches_a_fresh_producer_starts_as_soon_as_kafka_is_back():
+    cp, producers = checkpoint({"list_topics": [timed_out()]})
+    cp._last_unreachable = lambda: float("inf") if len(producers.made) == 1 else 0.0
+    cp.renew_after_outage()                 # still away: nothing changes
+    assert len(producers.made) == 1
+    cp._probed_at = 0.0
+    cp.renew_after_outage()                 # back: a new producer, ready before the next batch
+    assert len(producers.made) == 2 and txn_calls(producers.made[1]) == ["init_transactions"]

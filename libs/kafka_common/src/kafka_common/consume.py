@@ -322,6 +322,8 @@ class KitchenLoop:
         batch = self._take_batch()
         if batch:
             self._commit(batch)
+        else:
+            self.checkpoint.renew_after_outage()
 
     def _commit(self, batch: Batch) -> None:
         outcome = self.checkpoint.commit(batch, self.consumer.consumer_group_metadata)

@@ -46,7 +46,8 @@ TXN_CALL_TIMEOUT_S = 5.0      # send offsets, commit, abort: each bounded by thi
 INIT_TIMEOUT_S = 5.0
 TXN_RETRIES = 3               # retriable errors of send offsets / commit before aborting
 ABORT_RETRY_PAUSE_S = 1.0
-PROBE_TIMEOUT_S = 2.0
+PROBE_TIMEOUT_S = 1.0
+PROBE_EVERY_S = 1.0           # between batches, while Kafka is away: how often to look for it
 MAX_ABANDONED_PRODUCERS = 5   # producers left behind stuck in a call; then the process is replaced
 
 
@@ -120,6 +121,7 @@ class Checkpoint:
         self._last_unreachable = last_unreachable     # monotonic time the client last reported it
         self._known_good_at = time.monotonic()        # last time the cluster answered this producer
         self._abandoned = 0
+        self._probed_at = 0.0
 
     # -- start-up ------------------------------------------------------------------------------
     def init(self) -> bool:
@@ -139,6 +141,20 @@ class Checkpoint:
                     continue
                 self.log.warning("waiting for Kafka to initialise transactions", error=err.str())
         return False
+
+    # -- after an outage ------------------------------------------------------------------------
+    def renew_after_outage(self) -> None:
+        """Between batches: as soon as Kafka answers again after an outage, start the fresh
+        producer (see commit) now, so that every kitchen step is ready at the same time
+        instead of each one waiting for its first batch, one hop after the other."""
+        if self._last_unreachable() <= self._known_good_at:
+            return
+        now = time.monotonic()
+        if now - self._probed_at < PROBE_EVERY_S:
+            return
+        self._probed_at = now
+        if self._cluster_answers():
+            self._replace_producer("Kafka was unreachable since the last commit", fatal=False)
 
     # -- one batch -----------------------------------------------------------------------------
     def commit(self, batch: Batch, group_metadata: Callable[[], object]) -> Outcome:
