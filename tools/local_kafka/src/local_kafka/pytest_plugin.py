@@ -26,7 +26,10 @@ Processes
         Starts a console script ("pizza-bake", found in the venv's bin dir) or an
         argv list as a real process, with KAFKA_BOOTSTRAP_SERVERS (the session
         broker, or `bootstrap`, e.g. dedicated_kafka.bootstrap), HTTP_PORT (a free
-        port unless given), LOG_FORMAT=console and `env` on top of os.environ; by
+        port unless given), API_PORT (a free port: proc.api_url() for status's query
+        API), INSTANCE_ID (the process's name: restart a replica under the same name,
+        or pass INSTANCE_ID, for it to fence its predecessor), LOG_FORMAT=console
+        and `env` on top of os.environ; by
         default waits until GET /readyz is 200 (ServiceNotReady with the log tail
         otherwise). Its output goes to <tmp_path>/<name>.log (proc.log_text(),
         proc.log_tail(), proc.wait_for_log(regex)). At test end every process is
