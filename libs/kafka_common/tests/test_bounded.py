@@ -86,3 +86,20 @@ def test_run_returns_the_loops_exit_code_and_a_crashed_loop_is_1():
     sup, _, _ = supervisor(KafkaCalls())
     assert sup.run(lambda: 0) == 0
     assert sup.run(lambda: 1 / 0) == 1
+
+
+def test_a_suspended_process_is_not_mistaken_for_a_hung_call(monkeypatch):
+    clock = Clock()
+    calls = KafkaCalls(grace_s=1.0, clock=clock)
+    sup, _, exits = supervisor(calls)
+    wall = [100.0]
+    monkeypatch.setattr("kafka_common.bounded.time.monotonic", lambda: wall[0])
+
+    def poll():
+        sup.check()
+        wall[0] += 60.0   # SIGSTOP for 60 s, then SIGCONT: every clock jumped
+        clock.now += 60.0
+        sup.check()
+
+    calls.call("poll", poll, timeout=0.5)
+    assert exits == []

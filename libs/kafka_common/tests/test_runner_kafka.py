@@ -257,3 +257,25 @@ def test_a_duplicate_order_is_done_once(kafka_config, topics, service_process, r
     wait_until(lambda: metric(proc, "pizza_duplicate_events_total", topic=topics["IN_TOPIC"]) == 1, 30,
                "the second record to be skipped")
     assert [r.key for r in read_topic(topics["OUT_TOPIC"])] == [order_id]
+
+
+def test_a_frozen_replica_loses_its_partitions_and_carries_on_when_thawed(kafka_config, topics, service_process,
+                                                                          read_topic):
+    frozen = service_process(STEP_SERVICE, name="frozen", env=topics)
+    other = service_process(STEP_SERVICE, name="other", env=topics)
+    labels = {"group": topics["GROUP"], "topic": topics["IN_TOPIC"]}
+    wait_until(lambda: metric(other, "pizza_consumer_assigned_partitions", **labels) == 3, 30, "3 partitions each")
+    frozen.signal(signal.SIGSTOP)
+    try:
+        # The broker evicts the frozen member after its session timeout; the other takes over.
+        wait_until(lambda: metric(other, "pizza_consumer_assigned_partitions", **labels) == 6, 30,
+                   "the other member to own all partitions")
+        ids = produce_orders(kafka_config, topics["IN_TOPIC"], 6)
+    finally:
+        frozen.signal(signal.SIGCONT)
+    out = read_topic(topics["OUT_TOPIC"], until=lambda rs: len(rs) >= 6)
+    assert sorted(r.key for r in out) == sorted(ids)
+    # Thawed, it is not taken for a wedged client: it rejoins the group and keeps serving.
+    wait_until(lambda: metric(frozen, "pizza_consumer_assigned_partitions", **labels) > 0, 60, "the thawed member back")
+    assert frozen.running and requests.get(frozen.url("/healthz"), timeout=5).status_code == 200
+    assert len(read_topic(topics["OUT_TOPIC"])) == 6

@@ -44,6 +44,7 @@ CALL_GRACE_S = 3.0          # how far past its own timeout a call may run before
 DEFAULT_CALL_BUDGET_S = 5.0  # calls without a timeout of their own (pause, seek, produce...)
 SHUTDOWN_BUDGET_S = 20.0    # SIGTERM to exit, well inside a 30 s termination grace period
 WATCH_INTERVAL_S = 0.25
+SUSPENDED_AFTER_S = 2.0     # a watchdog pass this late means the process was frozen (SIGSTOP, VM pause)
 EXIT_WEDGED = 70            # a Kafka call overran its deadline (EX_SOFTWARE)
 
 
@@ -119,6 +120,11 @@ class KafkaCalls:
                 outer = self._stack[-1]
                 outer.deadline = self._clock() + outer.budget
 
+    def postpone(self, seconds: float) -> None:
+        """Move every deadline in progress by `seconds` (the whole process was suspended)."""
+        for call in list(self._stack):
+            call.deadline += seconds
+
     def in_progress(self) -> _Call | None:
         stack = list(self._stack)  # a snapshot: the loop thread may push or pop meanwhile
         return stack[-1] if stack else None
@@ -156,6 +162,7 @@ class Supervisor:
         self._exit = exit_process
         self._stop_requested_at: float | None = None
         self._code: int | None = None
+        self._last_check: float | None = None
 
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self.on_signal)
@@ -194,6 +201,15 @@ class Supervisor:
 
     def check(self) -> None:
         """One watchdog pass: exit the process if a call overran or shutdown takes too long."""
+        now = time.monotonic()
+        gap = 0.0 if self._last_check is None else now - self._last_check
+        self._last_check = now
+        if gap > SUSPENDED_AFTER_S:
+            # The whole process stood still (SIGSTOP, a paused VM): the call in progress did
+            # not overrun, its clock did not run. The group may have moved on meanwhile;
+            # the loop learns that from Kafka (partitions lost, a fenced commit) and redoes.
+            self.log.warning("the process was suspended; Kafka call deadlines move on", suspended_s=round(gap, 1))
+            self.calls.postpone(gap)
         overrun = self.calls.overrun()
         if overrun is not None:
             call, late = overrun
