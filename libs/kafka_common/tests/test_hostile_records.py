@@ -93,3 +93,32 @@ def test_librdkafka_log_lines_are_aggregated(caplog):
             log.log(logging.WARNING, "%s [%s] %s", "FAIL", "rdkafka#consumer-1", f"Connect failed {i}")
         log.log(logging.WARNING, "%s [%s] %s", "REQTMOUT", "rdkafka#consumer-1", "timed out")
     assert len(caplog.records) == 2
+
+
+def too_large():
+    from confluent_kafka import KafkaError, KafkaException
+
+    return KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE, "Message size too large"))
+
+
+def test_an_output_kafka_refuses_for_good_is_not_redone_for_ever():
+    loop, consumer, producers = kitchen_loop(
+        {"produce": [too_large()]},
+        handlers={PizzaOrdered: Handles(lambda e: Step(emit=(PizzaStatus(order_id=e.order_id, status=200),)))})
+    key, value, headers = events.encode(ORDER, "/t")
+    loop._on_message(Record(0, 5, key.encode(), value, headers), loop._batch)
+    loop._commit_pending()                               # aborted: the output was refused
+    assert consumer.calls.count("seek") == 1
+    loop._on_message(Record(0, 5, key.encode(), value, headers), loop._batch)  # redone
+    [dead] = loop._batch.outputs
+    assert dead.topic == "pizza-dlq" and b"refused its output" in dict(dead.headers)["dlq_error"]
+    loop._commit_pending()
+    assert producers.made[0].calls.count("commit_transaction") == 1
+
+
+def test_a_dead_letter_kafka_refuses_is_counted_and_skipped():
+    loop, _, _ = kitchen_loop({"produce": [too_large()]})
+    loop._on_message(Record(0, 9, value=b"not json"), loop._batch)   # invalid: a dead letter
+    loop._commit_pending()                                          # the dead letter is refused
+    loop._on_message(Record(0, 9, value=b"not json"), loop._batch)
+    assert loop._batch.outputs == [] and loop._batch.offsets == {(PizzaOrdered.TOPIC, 0): 10}

@@ -279,3 +279,18 @@ def test_a_frozen_replica_loses_its_partitions_and_carries_on_when_thawed(kafka_
     wait_until(lambda: metric(frozen, "pizza_consumer_assigned_partitions", **labels) > 0, 60, "the thawed member back")
     assert frozen.running and requests.get(frozen.url("/healthz"), timeout=5).status_code == 200
     assert len(read_topic(topics["OUT_TOPIC"])) == 6
+
+
+def test_a_huge_invalid_record_is_dead_lettered_truncated_and_the_partition_moves_on(kafka_config, topics,
+                                                                                     service_process, read_topic):
+    service_process(STEP_SERVICE, name="step", env=topics)
+    order_id = events.new_order_id()
+    producer = Producer({**kafka_config, "linger.ms": 0})
+    producer.produce(topics["IN_TOPIC"], key=order_id, value=b"x" * 950_000)  # its full copy would not fit
+    producer.flush(10)
+    produce_orders(kafka_config, topics["IN_TOPIC"], 1, key=order_id)  # same partition, after it
+    [dead] = read_topic(topics["DLQ_TOPIC"], until=lambda rs: len(rs) >= 1)
+    assert dead.header("dlq_value_truncated") == "950000" and len(dead.value) < 950_000
+    assert dead.header("dlq_source_offset") == "0"
+    out = read_topic(topics["OUT_TOPIC"], until=lambda rs: len(rs) >= 1)
+    assert [r.key for r in out] == [order_id]

@@ -57,6 +57,8 @@ CLOSE_TIMEOUT_S = 10.0
 FLUSH_TIMEOUT_S = 5.0
 CLASSIC_SESSION_TIMEOUT_MS = 10_000
 EXIT_FATAL = 1
+OUTPUT_REFUSED = "Kafka refused its output: "
+DEAD_LETTER_REFUSED = "Kafka refused its dead letter: "
 
 
 @dataclass(frozen=True)
@@ -159,11 +161,13 @@ class KitchenLoop:
         self._batch = Batch()                                 # finished work of the current loop turn
         self._assigned: set[tuple[str, int]] = set()
         self._joined = False
+        # Records whose output Kafka refused for good: handled differently when redone.
+        self._undeliverable: dict[tuple[str, int, int], str] = {}
         self.health.set_readiness(self._readiness)
         for topic in usage.consumes:  # exported at 0 from start-up: dashboards see 0, not "no data"
             metrics.DLQ_EVENTS.labels(self.component, topic)
             metrics.DUPLICATE_EVENTS.labels(self.component, topic)
-            for reason in ("invalid", "processing"):
+            for reason in ("invalid", "processing", "undeliverable"):
                 metrics.EVENTS_FAILED.labels(self.component, topic, reason)
         for outcome in Outcome:
             metrics.TRANSACTIONS.labels(self.component, outcome.value)
@@ -243,6 +247,10 @@ class KitchenLoop:
             self._kafka("seek", self.consumer.seek, TopicPartition(msg.topic(), msg.partition(), msg.offset()))
             return
         with receiving(self.component, self.log, msg):
+            refused = self._undeliverable.pop((msg.topic(), msg.partition(), msg.offset()), None)
+            if refused is not None:
+                self._refused(msg, refused, batch)
+                return
             try:
                 event = events.decode(self.models[msg.topic()], msg.key(), msg.value(), msg.headers())
             except events.InvalidEvent as exc:
@@ -290,15 +298,28 @@ class KitchenLoop:
 
     def _dead_letter(self, msg: Message, error: str, batch: Batch) -> None:
         self.log.error("event sent to the dead-letter topic", error=error[:512], dlq_topic=self.dlq_topic)
-        batch.outputs.append(dead_letter(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(),
-                                         msg.headers(), self.component, error, self.dlq_topic))
+        record = dead_letter(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(),
+                             msg.headers(), self.component, error, self.dlq_topic)
+        record.source = (msg.topic(), msg.partition(), msg.offset())
+        batch.outputs.append(record)
         batch.dead_letters.append(msg.topic())
         batch.add_offset(msg.topic(), msg.partition(), msg.offset())
 
+    def _refused(self, msg: Message, reason: str, batch: Batch) -> None:
+        """Redoing a record whose output (or dead letter) Kafka refused for good: dead-letter
+        it; if its dead letter was what Kafka refused, count it and skip it."""
+        metrics.EVENTS_FAILED.labels(self.component, msg.topic(), "undeliverable").inc()
+        if reason.startswith(DEAD_LETTER_REFUSED):
+            self.log.error("record skipped: Kafka refused its dead letter", error=reason[:512])
+            batch.add_offset(msg.topic(), msg.partition(), msg.offset())
+            return
+        self._dead_letter(msg, reason, batch)
+
     def _finish(self, work: _Work, batch: Batch) -> None:
+        source = (work.msg.topic(), work.msg.partition(), work.msg.offset())
         for payload in work.step.emit:
             key, value, headers = events.encode(payload, self.source)
-            batch.outputs.append(OutputRecord(payload.TOPIC, key.encode(), value, headers))
+            batch.outputs.append(OutputRecord(payload.TOPIC, key.encode(), value, headers, source))
         batch.add_offset(work.msg.topic(), work.msg.partition(), work.msg.offset())
         batch.finished.append(work)
         if work.order_key is not None:
@@ -328,6 +349,10 @@ class KitchenLoop:
     def _commit(self, batch: Batch) -> None:
         outcome = self.checkpoint.commit(batch, self.consumer.consumer_group_metadata)
         if outcome is Outcome.ABORTED:
+            for record, reason in batch.undeliverable:
+                if record.source is not None and len(self._undeliverable) < MAX_BATCH:
+                    prefix = DEAD_LETTER_REFUSED if record.topic == self.dlq_topic else OUTPUT_REFUSED
+                    self._undeliverable[record.source] = f"{prefix}{reason}"
             self._rewind(batch)
             return
         # Only for the lag statistics: auto-commit is off, so nothing else commits these.

@@ -25,7 +25,8 @@ EVENTS_PRODUCED = Counter(
     ["component", "topic"])
 EVENTS_FAILED = Counter(
     "pizza_events_failed_total",
-    "Events that failed: reason=invalid (schema) or processing (handler raised) or produce (not acknowledged)",
+    "Events that failed: reason=invalid (schema), processing (handler raised), produce (not acknowledged) "
+    "or undeliverable (Kafka refused the step's output for good)",
     ["component", "topic", "reason"])
 DLQ_EVENTS = Counter(
     "pizza_dlq_events_total", "Events sent to the dead-letter topic, by source topic", ["component", "topic"])

@@ -5,6 +5,9 @@ traceback and never in a call on a transaction whose abort has not completed:
 
 - COMMITTED: outputs and offsets are in the log, atomically.
 - ABORTED: nothing of the batch is visible; the loop rewinds and redoes it.
+  Output records that Kafka refused for good (too large, a missing topic...)
+  are listed in batch.undeliverable, so that the loop does not redo the
+  record behind them for ever (consume.py).
   A retriable error (a timeout while the broker is away) is retried a few
   times; an abortable one aborts at once. An abort that times out is retried
   until it completes (librdkafka's rule: repeat abort_transaction() until it
@@ -51,6 +54,12 @@ PROBE_EVERY_S = 1.0           # between batches, while Kafka is away: how often 
 MAX_ABANDONED_PRODUCERS = 5   # producers left behind stuck in a call; then the process is replaced
 
 
+# What Kafka refuses because of the record itself, however often it is sent. Anything
+# else (timeouts, a missing topic, ACLs) is the cluster's state: the batch is redone.
+REFUSED_FOR_GOOD = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE,
+                              KafkaError.INVALID_RECORD})
+
+
 class ClientWedged(Exception):
     """Too many transaction calls hung: this process should be replaced."""
 
@@ -70,6 +79,7 @@ class OutputRecord:
     key: bytes | None
     value: bytes | None
     headers: list
+    source: tuple[str, int, int] | None = None   # the consumed record it comes from (topic, partition, offset)
 
 
 @dataclass
@@ -84,9 +94,15 @@ class Batch:
     seen: list[tuple[str, str]] = field(default_factory=list)                # (topic, dedupe key) handled
     delivered: list = field(default_factory=list)                            # from delivery reports
 
-    def on_delivery(self, err, msg) -> None:
-        if err is None:
-            self.delivered.append(msg)
+    undeliverable: list[tuple[OutputRecord, str]] = field(default_factory=list)  # refused for good
+
+    def on_delivery(self, record: OutputRecord):
+        def report(err, msg) -> None:
+            if err is None:
+                self.delivered.append(msg)
+            elif err.code() in REFUSED_FOR_GOOD:
+                self.undeliverable.append((record, err.str()))
+        return report
 
     def add_offset(self, topic: str, partition: int, offset: int) -> None:
         tp = (topic, partition)
@@ -169,8 +185,13 @@ class Checkpoint:
         try:
             self.calls.call("begin_transaction", self.producer.begin_transaction)
             for record in batch.outputs:
-                self.calls.call("produce", self.producer.produce, record.topic, key=record.key, value=record.value,
-                                headers=record.headers, on_delivery=batch.on_delivery)
+                try:
+                    self.calls.call("produce", self.producer.produce, record.topic, key=record.key,
+                                    value=record.value, headers=record.headers, on_delivery=batch.on_delivery(record))
+                except KafkaException as exc:
+                    if _error(exc).code() in REFUSED_FOR_GOOD:
+                        batch.undeliverable.append((record, _error(exc).str()))
+                    raise
             offsets = [TopicPartition(t, p, o) for (t, p), o in batch.offsets.items()]
             metadata = self.calls.call("consumer_group_metadata", group_metadata)
             self._retrying("send_offsets_to_transaction", self.producer.send_offsets_to_transaction,
