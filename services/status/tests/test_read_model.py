@@ -5,10 +5,11 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 
 from kafka_common import events, topics
 from kafka_common.events import Envelope, Event, Pizza, PizzaOrdered, PizzaStatus
-from pizza_status.read_model import EVENTS_IGNORED, ReadModel
+from pizza_status.read_model import ReadModel
 
 PIZZA = Pizza(sauce="Pesto", cheese="Gouda", main_topping="Pork", extra_toppings=("Onion",))
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -54,7 +55,8 @@ def timeline(model, oid):
 
 
 def ignored(reason):
-    return EVENTS_IGNORED.labels("status", reason)._value.get()
+    return REGISTRY.get_sample_value("pizza_read_model_events_ignored_total",
+                                     {"component": "status", "reason": reason}) or 0.0
 
 
 def test_an_order_and_its_timeline(model):
