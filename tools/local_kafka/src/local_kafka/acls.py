@@ -63,3 +63,13 @@ def usage_acls(usage) -> list[dict]:
 def shop_usage(component: str):
     """The KAFKA_USAGE a shop service declares in its code."""
     return importlib.import_module(f"pizza_{component}.service").KAFKA_USAGE
+
+
+def add_shop_users(kafka, components: Iterable[str]) -> dict[str, dict[str, str]]:
+    """Each shop service as its own SCRAM user (named after it) with the ACLs of its KAFKA_USAGE,
+    on a LocalKafka with auth; returns each one's KAFKA_* environment."""
+    env = {}
+    for component in components:
+        kafka.add_user(component, usage_acls(shop_usage(component)))
+        env[component] = kafka.client_env(component)
+    return env
