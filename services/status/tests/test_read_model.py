@@ -188,7 +188,6 @@ def test_orders_older_than_the_ttl_are_dropped(model):
     assert model.purge() == 1
     assert model.order(new) is None
     assert model._db.execute("SELECT count(*) FROM order_events").fetchone()[0] == 0
-    assert model._db.execute("SELECT count(*) FROM applied_events").fetchone()[0] == 0
 
 
 def test_status_events_of_an_order_that_never_comes_are_purged(model, clock):

@@ -7,8 +7,9 @@ trusts nothing it reads beyond the schema:
   A status that arrives after a final one is recorded in the timeline but does
   not replace it: an error after "delivered" does not undo the delivery.
 - Each event id is applied once, and the timeline holds each status once, so a
-  duplicated record or an order cooked twice shows once. Applied event ids are
-  kept in SQLite, so replaying the log into an existing database changes nothing.
+  duplicated record or an order cooked twice shows once. Both are constraints of
+  the timeline table in SQLite, so replaying the log into an existing database
+  changes nothing.
 - An order's customer never changes: a second pizza-ordered for a known order
   id is ignored and counted, whoever it names.
 - Times are ce_time capped at the moment the event is applied: a producer can
@@ -47,19 +48,14 @@ CREATE TABLE IF NOT EXISTS orders (
 );
 CREATE INDEX IF NOT EXISTS orders_by_customer ON orders (customer_id, ordered_at);
 CREATE INDEX IF NOT EXISTS orders_by_time ON orders (ordered_at);
--- Every event id applied (or deliberately ignored), until its time passes the TTL.
-CREATE TABLE IF NOT EXISTS applied_events (
-    event_id TEXT PRIMARY KEY,
-    at       TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS applied_by_time ON applied_events (at);
--- The timeline: each status of an order once, at the time it first arrived.
--- Rows for orders not (yet) known wait here for their pizza-ordered.
+-- The timeline: each status of an order once, with the id of the event that brought it, at the
+-- time it first arrived. Rows of orders not (yet) known wait here for their pizza-ordered.
 CREATE TABLE IF NOT EXISTS order_events (
+    event_id TEXT PRIMARY KEY,
     order_id TEXT NOT NULL,
     status   INTEGER NOT NULL,
     at       TEXT NOT NULL,
-    PRIMARY KEY (order_id, status)
+    UNIQUE (order_id, status)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS events_by_time ON order_events (at);
 """
@@ -122,22 +118,23 @@ class ReadModel:
         if at < now - self.ttl:
             return
         with self._lock, self._db:
-            if not self._first_time(event.envelope.id, at):
+            at_iso = _iso(at)
+            recorded = self._record(event.envelope.id, order.order_id, STATUS_RECEIVED, at_iso)
+            if recorded is None:
                 return
-            if self._db.execute("SELECT 1 FROM orders WHERE order_id = ?", (order.order_id,)).fetchone():
+            if not recorded and self._db.execute("SELECT 1 FROM orders WHERE order_id = ?",
+                                                 (order.order_id,)).fetchone():
                 EVENTS_IGNORED.labels(COMPONENT, "second_order").inc()
                 log.warning("second pizza-ordered for a known order ignored: an order's customer never changes",
                             order_id=order.order_id, event_id=event.envelope.id)
                 return
-            self._db.execute("INSERT OR IGNORE INTO order_events (order_id, status, at) VALUES (?, ?, ?)",
-                             (order.order_id, STATUS_RECEIVED, _iso(at)))
             # Status events may have been applied first (another topic): run them through the state machine.
             status, updated = self._fold_timeline(order.order_id)
             self._db.execute(
                 "INSERT INTO orders (order_id, customer_id, username, pizza, status, ordered_at, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (order.order_id, order.customer_id, order.username, order.pizza.model_dump_json(),
-                 status, _iso(at), updated))
+                 status, at_iso, updated))
         metrics.ORDERS_BY_STATUS.labels(COMPONENT, str(status)).inc()
         self._maybe_purge()
 
@@ -147,13 +144,11 @@ class ReadModel:
         if at < now - self.ttl:
             return
         with self._lock, self._db:
-            if not self._first_time(event.envelope.id, at):
-                return
-            recorded = self._db.execute(
-                "INSERT OR IGNORE INTO order_events (order_id, status, at) VALUES (?, ?, ?)",
-                (change.order_id, change.status, _iso(at))).rowcount
+            at_iso = _iso(at)
+            recorded = self._record(event.envelope.id, change.order_id, change.status, at_iso)
             if not recorded:
-                EVENTS_IGNORED.labels(COMPONENT, "repeated").inc()
+                if recorded is False:
+                    EVENTS_IGNORED.labels(COMPONENT, "repeated").inc()
                 return
             row = self._db.execute("SELECT status, ordered_at FROM orders WHERE order_id = ?",
                                    (change.order_id,)).fetchone()
@@ -164,7 +159,7 @@ class ReadModel:
                     EVENTS_IGNORED.labels(COMPONENT, "after_final").inc()
                 return
             self._db.execute("UPDATE orders SET status = ?, updated_at = ? WHERE order_id = ?",
-                             (change.status, _iso(at), change.order_id))
+                             (change.status, at_iso, change.order_id))
         metrics.ORDERS_BY_STATUS.labels(COMPONENT, str(row["status"])).dec()
         metrics.ORDERS_BY_STATUS.labels(COMPONENT, str(change.status)).inc()
         if change.status == STATUS_DELIVERED and at >= self._started:
@@ -177,13 +172,19 @@ class ReadModel:
         now = self._clock()
         return min(event.envelope.time, now), now
 
-    def _first_time(self, event_id: str, at: datetime) -> bool:
-        """Record the event id; False (and counted) if it was applied before."""
-        fresh = self._db.execute("INSERT OR IGNORE INTO applied_events (event_id, at) VALUES (?, ?)",
-                                 (event_id, _iso(at))).rowcount
-        if not fresh:
+    def _record(self, event_id: str, order_id: str, status: int, at: str) -> bool | None:
+        """Add the event to its order's timeline: True if added; None (counted) if its id was applied
+        before; False if the timeline already has this status (an order cooked twice, say)."""
+        try:
+            added = self._db.execute(
+                "INSERT INTO order_events (event_id, order_id, status, at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (event_id) DO NOTHING", (event_id, order_id, status, at)).rowcount
+        except sqlite3.IntegrityError:  # UNIQUE (order_id, status)
+            return False
+        if not added:
             EVENTS_IGNORED.labels(COMPONENT, "duplicate").inc()
-        return bool(fresh)
+            return None
+        return True
 
     def _fold_timeline(self, order_id: str) -> tuple[int, str]:
         """Replay an order's timeline (in time order) through the state machine."""
@@ -201,7 +202,7 @@ class ReadModel:
             self.purge()
 
     def purge(self) -> int:
-        """Drop orders, their timelines and applied event ids older than ORDER_TTL_HOURS."""
+        """Drop orders and their timelines older than ORDER_TTL_HOURS."""
         self._last_purge = time.monotonic()
         cutoff = _iso(self._clock() - self.ttl)
         with self._lock, self._db:
@@ -213,8 +214,6 @@ class ReadModel:
             # Timeline rows still waiting for an order that never came.
             self._db.execute("DELETE FROM order_events WHERE at < ? AND order_id NOT IN (SELECT order_id FROM orders)",
                              (cutoff,))
-            # An event id older than the TTL can go: the event itself is skipped as expired if it comes again.
-            self._db.execute("DELETE FROM applied_events WHERE at < ?", (cutoff,))
         for row in gone:
             metrics.ORDERS_BY_STATUS.labels(COMPONENT, str(row["status"])).dec(row["n"])
         return sum(row["n"] for row in gone)
