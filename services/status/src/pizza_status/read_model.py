@@ -6,10 +6,10 @@ trusts nothing it reads beyond the schema:
   (100 -> 200 -> 300 -> 400); delivered and errors (negative codes) are final.
   A status that arrives after a final one is recorded in the timeline but does
   not replace it: an error after "delivered" does not undo the delivery.
-- Each event id is applied once, and the timeline holds each status once, so a
-  duplicated record or an order cooked twice shows once. Both are constraints of
-  the timeline table in SQLite, so replaying the log into an existing database
-  changes nothing.
+- Each event id is applied once per order, and the timeline holds each status
+  once, so a duplicated record or an order cooked twice shows once. Both are
+  constraints of the tables in SQLite, so replaying the log into an existing
+  database changes nothing.
 - An order's customer never changes: a second pizza-ordered for a known order
   id is ignored and counted, whoever it names.
 - Times are ce_time capped at the moment the event is applied: a producer can
@@ -36,9 +36,12 @@ from kafka_common.events import Event, PizzaOrdered, PizzaStatus
 from kafka_common.logging import get_logger
 from kafka_common.menu import STATUS_DELIVERED, STATUS_OUT_FOR_DELIVERY, STATUS_RECEIVED, status_text
 
+# A projection: a database of an older layout is dropped and rebuilt from the log.
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
     order_id    TEXT PRIMARY KEY,
+    event_id    TEXT NOT NULL,          -- of the pizza-ordered that made it: the only one applied
     customer_id TEXT NOT NULL,
     username    TEXT NOT NULL,
     pizza       TEXT NOT NULL,
@@ -48,14 +51,18 @@ CREATE TABLE IF NOT EXISTS orders (
 );
 CREATE INDEX IF NOT EXISTS orders_by_customer ON orders (customer_id, ordered_at);
 CREATE INDEX IF NOT EXISTS orders_by_time ON orders (ordered_at);
--- The timeline: each status of an order once, with the id of the event that brought it, at the
--- time it first arrived. Rows of orders not (yet) known wait here for their pizza-ordered.
+-- The timeline: each status of an order once, at the time it first arrived, with the id of the
+-- status event that brought it (none for 100, which the order itself brings). Rows of orders not
+-- (yet) known wait here for their pizza-ordered. Event ids are unique per order: all of an
+-- order's events are in one partition per topic, in the order they were written, so no one can
+-- make a real event look like a duplicate by writing its id first, not even when rebuilding.
 CREATE TABLE IF NOT EXISTS order_events (
-    event_id TEXT PRIMARY KEY,
     order_id TEXT NOT NULL,
     status   INTEGER NOT NULL,
     at       TEXT NOT NULL,
-    UNIQUE (order_id, status)
+    event_id TEXT,
+    PRIMARY KEY (order_id, status),
+    UNIQUE (order_id, event_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS events_by_time ON order_events (at);
 """
@@ -104,6 +111,10 @@ class ReadModel:
         self._db.row_factory = sqlite3.Row
         if path != ":memory:":
             self._db.execute("PRAGMA journal_mode=WAL")
+        if self._db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            self._db.executescript("DROP TABLE IF EXISTS orders; DROP TABLE IF EXISTS order_events; "
+                                   "DROP TABLE IF EXISTS applied_events;")
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         self._db.executescript(SCHEMA)
         self._lock = threading.Lock()
         self._applied: dict[tuple[str, int], int] = {}
@@ -118,22 +129,24 @@ class ReadModel:
         if at < now - self.ttl:
             return
         with self._lock, self._db:
+            known = self._db.execute("SELECT event_id FROM orders WHERE order_id = ?", (order.order_id,)).fetchone()
+            if known is not None:
+                if known["event_id"] == event.envelope.id:
+                    EVENTS_IGNORED.labels(COMPONENT, "duplicate").inc()
+                else:
+                    EVENTS_IGNORED.labels(COMPONENT, "second_order").inc()
+                    log.warning("second pizza-ordered for a known order ignored: an order's customer never changes",
+                                order_id=order.order_id, event_id=event.envelope.id)
+                return
             at_iso = _iso(at)
-            recorded = self._record(event.envelope.id, order.order_id, STATUS_RECEIVED, at_iso)
-            if recorded is None:
-                return
-            if not recorded and self._db.execute("SELECT 1 FROM orders WHERE order_id = ?",
-                                                 (order.order_id,)).fetchone():
-                EVENTS_IGNORED.labels(COMPONENT, "second_order").inc()
-                log.warning("second pizza-ordered for a known order ignored: an order's customer never changes",
-                            order_id=order.order_id, event_id=event.envelope.id)
-                return
+            self._db.execute("INSERT OR IGNORE INTO order_events (order_id, status, at) VALUES (?, ?, ?)",
+                             (order.order_id, STATUS_RECEIVED, at_iso))
             # Status events may have been applied first (another topic): run them through the state machine.
             status, updated = self._fold_timeline(order.order_id)
             self._db.execute(
-                "INSERT INTO orders (order_id, customer_id, username, pizza, status, ordered_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (order.order_id, order.customer_id, order.username, order.pizza.model_dump_json(),
+                "INSERT INTO orders (order_id, event_id, customer_id, username, pizza, status, ordered_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (order.order_id, event.envelope.id, order.customer_id, order.username, order.pizza.model_dump_json(),
                  status, at_iso, updated))
         metrics.ORDERS_BY_STATUS.labels(COMPONENT, str(status)).inc()
         self._maybe_purge()
@@ -145,10 +158,7 @@ class ReadModel:
             return
         with self._lock, self._db:
             at_iso = _iso(at)
-            recorded = self._record(event.envelope.id, change.order_id, change.status, at_iso)
-            if not recorded:
-                if recorded is False:
-                    EVENTS_IGNORED.labels(COMPONENT, "repeated").inc()
+            if not self._record(event.envelope.id, change.order_id, change.status, at_iso):
                 return
             row = self._db.execute("SELECT status, ordered_at FROM orders WHERE order_id = ?",
                                    (change.order_id,)).fetchone()
@@ -172,19 +182,18 @@ class ReadModel:
         now = self._clock()
         return min(event.envelope.time, now), now
 
-    def _record(self, event_id: str, order_id: str, status: int, at: str) -> bool | None:
-        """Add the event to its order's timeline: True if added; None (counted) if its id was applied
-        before; False if the timeline already has this status (an order cooked twice, say)."""
+    def _record(self, event_id: str, order_id: str, status: int, at: str) -> bool:
+        """Add a status event to its order's timeline; False (and counted) if its id was applied
+        before or the timeline already has this status (an order cooked twice, say)."""
         try:
-            added = self._db.execute(
-                "INSERT INTO order_events (event_id, order_id, status, at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (event_id) DO NOTHING", (event_id, order_id, status, at)).rowcount
-        except sqlite3.IntegrityError:  # UNIQUE (order_id, status)
-            return False
-        if not added:
+            if self._db.execute(
+                    "INSERT INTO order_events (order_id, status, at, event_id) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (order_id, event_id) DO NOTHING", (order_id, status, at, event_id)).rowcount:
+                return True
             EVENTS_IGNORED.labels(COMPONENT, "duplicate").inc()
-            return None
-        return True
+        except sqlite3.IntegrityError:  # PRIMARY KEY (order_id, status)
+            EVENTS_IGNORED.labels(COMPONENT, "repeated").inc()
+        return False
 
     def _fold_timeline(self, order_id: str) -> tuple[int, str]:
         """Replay an order's timeline (in time order) through the state machine."""
