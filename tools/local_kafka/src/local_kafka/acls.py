@@ -8,7 +8,7 @@ A KafkaUser's spec.authorization.acls (type: simple) is a list of
 acl_bindings() turns such a list into the broker's AclBindings for one user, so
 the chart's rendered KafkaUsers can be applied to a local broker as they are.
 usage_acls() makes the same list from a service's KAFKA_USAGE, as the chart's
-template does (tests/chart checks the two agree): `make run` with KAFKA_AUTH=scram
+template does (tests/chart checks the two agree): `make run` with LOCAL_KAFKA_AUTH=scram
 uses it without helm.
 """
 

@@ -2,9 +2,10 @@
 
     python -m local_kafka.shop [--data-dir .cache/kafka-data] [--show-kafka-log]
 
-KAFKA_AUTH=scram: the local broker authorizes (SASL/SCRAM, ACLs; data in
+LOCAL_KAFKA_AUTH=scram: the local broker authorizes (SASL/SCRAM, ACLs; data in
 .cache/kafka-data-scram) and each service connects as its own user with the
-ACLs of its KAFKA_USAGE, as the chart's KafkaUsers grant them.
+ACLs of its KAFKA_USAGE, as the chart's KafkaUsers grant them. (Not KAFKA_AUTH:
+every KAFKA_* variable is a librdkafka property to the services.)
 
 1. Kafka: the local broker on 127.0.0.1:9092 (data in .cache/kafka-data, its
    log in .cache/kafka-data/broker.log), unless KAFKA_BOOTSTRAP_SERVERS is set:
@@ -305,9 +306,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds each service has after SIGTERM before SIGKILL")
     args = parser.parse_args(argv)
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None
-    auth = os.environ.get("KAFKA_AUTH", "none")
+    auth = os.environ.get("LOCAL_KAFKA_AUTH", "none")
     if auth not in ("none", "scram"):
-        parser.error(f"KAFKA_AUTH={auth}: expected none or scram")
+        parser.error(f"LOCAL_KAFKA_AUTH={auth}: expected none or scram")
     kafka = None
     if not bootstrap:
         default_data = cache_dir() / ("kafka-data-scram" if auth == "scram" else "kafka-data")
