@@ -64,7 +64,6 @@ CREATE TABLE IF NOT EXISTS order_events (
     PRIMARY KEY (order_id, status),
     UNIQUE (order_id, event_id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS events_by_time ON order_events (at);
 """
 PURGE_EVERY_S = 60.0
 COMPONENT = "status"
