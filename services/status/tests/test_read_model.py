@@ -1,13 +1,37 @@
-"""The read model as a projection: any arrival order, idempotent, TTL, read-your-writes."""
+"""The read model as a projection that trusts nothing: any arrival order, a forward-only state
+machine, each event id once, a customer bound to the order, times capped at now, TTL."""
 
+import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta
+
+import pytest
+from prometheus_client import REGISTRY
 
 from kafka_common import events, topics
 from kafka_common.events import Envelope, Event, Pizza, PizzaOrdered, PizzaStatus
 from pizza_status.read_model import ReadModel
 
 PIZZA = Pizza(sauce="Pesto", cheese="Gouda", main_topping="Pork", extra_toppings=("Onion",))
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self, now: datetime = NOW):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def model(clock):
+    return ReadModel(clock=clock)
 
 
 def event(payload, at, event_id=None):
@@ -15,86 +39,218 @@ def event(payload, at, event_id=None):
                           schema_version=1, order_id=payload.order_id), payload)
 
 
-def ordered(order_id, at, customer="c0ffee"):
-    return event(PizzaOrdered(order_id=order_id, customer_id=customer, username="ada", pizza=PIZZA), at)
+def ordered(order_id, at=NOW, customer="c0ffee", event_id=None):
+    return event(PizzaOrdered(order_id=order_id, customer_id=customer, username="ada", pizza=PIZZA), at, event_id)
 
 
-def status(order_id, code, at):
-    return event(PizzaStatus(order_id=order_id, status=code), at)
+def status(order_id, code, at=NOW, event_id=None):
+    return event(PizzaStatus(order_id=order_id, status=code), at, event_id)
 
 
-def test_an_order_and_its_timeline():
-    now = datetime.now(UTC)
-    model, oid = ReadModel(), events.new_order_id()
-    model.apply_ordered(ordered(oid, now))
+def seconds(n):
+    return NOW + timedelta(seconds=n)
+
+
+def timeline(model, oid):
+    return [e["status"] for e in model.order(oid)["events"]]
+
+
+def ignored(reason):
+    return REGISTRY.get_sample_value("pizza_read_model_events_ignored_total",
+                                     {"component": "status", "reason": reason}) or 0.0
+
+
+def test_an_order_and_its_timeline(model):
+    oid = events.new_order_id()
+    model.apply_ordered(ordered(oid, NOW - timedelta(seconds=10)))
     for n, code in enumerate((200, 300, 400), start=1):
-        model.apply_status(status(oid, code, now + timedelta(seconds=n)))
+        model.apply_status(status(oid, code, NOW - timedelta(seconds=10 - n)))
     order = model.order(oid)
     assert order["status"] == 400 and order["status_text"] == "Your pizza was delivered"
-    assert [e["status"] for e in order["events"]] == [100, 200, 300, 400]
+    assert timeline(model, oid) == [100, 200, 300, 400]
     assert order["order"] == {"sauce": "Pesto", "cheese": "Gouda", "main_topping": "Pork", "extra_toppings": ["Onion"]}
     assert [o["order_id"] for o in model.orders_of("c0ffee")] == [oid]
 
 
-def test_status_events_before_the_order_arrive_in_any_order():
-    now = datetime.now(UTC)
-    model, oid = ReadModel(), events.new_order_id()
-    model.apply_status(status(oid, 300, now + timedelta(seconds=2)))
-    model.apply_status(status(oid, 200, now + timedelta(seconds=1)))
+def test_status_events_before_the_order_arrive_in_any_order(model):
+    oid = events.new_order_id()
+    model.apply_status(status(oid, 300, seconds(-1)))
+    model.apply_status(status(oid, 200, seconds(-2)))
     assert model.order(oid) is None
-    model.apply_ordered(ordered(oid, now))
+    model.apply_ordered(ordered(oid, seconds(-3)))
     order = model.order(oid)
-    assert order["status"] == 300
-    assert [e["status"] for e in order["events"]] == [100, 200, 300]
+    assert order["status"] == 300 and order["updated_at"] == "2026-11-25T11:59:59.000000Z"
+    assert timeline(model, oid) == [100, 200, 300]
 
 
-def test_status_never_goes_back_and_an_error_is_final():
-    now = datetime.now(UTC)
-    model, oid = ReadModel(), events.new_order_id()
-    model.apply_ordered(ordered(oid, now))
-    model.apply_status(status(oid, 300, now))
-    model.apply_status(status(oid, 200, now))
+def test_status_never_goes_back(model):
+    oid = events.new_order_id()
+    model.apply_ordered(ordered(oid))
+    model.apply_status(status(oid, 300))
+    model.apply_status(status(oid, 200))
     assert model.order(oid)["status"] == 300
-    model.apply_status(status(oid, -100, now))
-    model.apply_status(status(oid, 400, now))
+    assert timeline(model, oid) == [100, 200, 300]  # the late 200 is history, not the state
+
+
+def test_an_error_after_delivery_is_recorded_but_does_not_replace_delivered(model):
+    oid = events.new_order_id()
+    model.apply_ordered(ordered(oid, seconds(-4)))
+    for n, code in enumerate((200, 300, 400), start=1):
+        model.apply_status(status(oid, code, seconds(-4 + n)))
+    before = ignored("after_final")
+    model.apply_status(status(oid, -100, seconds(0)))
+    order = model.order(oid)
+    assert order["status"] == 400 and order["updated_at"] == "2026-11-25T11:59:59.000000Z"
+    assert timeline(model, oid) == [100, 200, 300, 400, -100]
+    assert ignored("after_final") == before + 1
+
+
+def test_an_error_is_final_too(model):
+    oid = events.new_order_id()
+    model.apply_ordered(ordered(oid))
+    model.apply_status(status(oid, -100))
+    model.apply_status(status(oid, 400))
     assert model.order(oid)["status"] == -100
 
 
-def test_the_same_event_twice_is_applied_once():
-    now = datetime.now(UTC)
-    model, oid = ReadModel(), events.new_order_id()
-    model.apply_ordered(ordered(oid, now))
-    again = status(oid, 200, now)
-    model.apply_status(again)
-    model.apply_status(again)
-    assert [e["status"] for e in model.order(oid)["events"]] == [100, 200]
+def test_final_status_among_early_events_is_the_first_to_arrive(model):
+    """Events before the order are replayed through the same state machine, in time order."""
+    oid = events.new_order_id()
+    model.apply_status(status(oid, -100, seconds(-1)))
+    model.apply_status(status(oid, 400, seconds(-2)))
+    model.apply_ordered(ordered(oid, seconds(-3)))
+    assert model.order(oid)["status"] == 400
+    assert timeline(model, oid) == [100, 400, -100]
 
 
-def test_orders_older_than_the_ttl_are_dropped():
-    now = datetime.now(UTC)
-    model = ReadModel(ttl_hours=2)
+def test_the_same_event_id_is_applied_once(model):
+    oid = events.new_order_id()
+    first = ordered(oid)
+    model.apply_ordered(first)
+    again = status(oid, 200)
+    before = ignored("duplicate")
+    model.apply_status(again)
+    model.apply_status(again)
+    model.apply_ordered(first)
+    assert timeline(model, oid) == [100, 200]
+    assert len(model.orders_of("c0ffee")) == 1
+    assert ignored("duplicate") == before + 2
+
+
+def test_an_event_id_is_unique_within_its_order_only(model):
+    """Reusing a real event's id for another order (or as a status of the same order) hides nothing:
+    whichever of them is applied first, the other still counts."""
+    first, second = events.new_order_id(), events.new_order_id()
+    shared = events.new_order_id()
+    model.apply_status(status(second, 200, event_id=shared))
+    model.apply_ordered(ordered(first, seconds(-2), event_id=shared))
+    model.apply_status(status(first, 400, seconds(-1), event_id=shared))
+    model.apply_ordered(ordered(second, seconds(-3)))
+    assert model.order(first)["status"] == 400 and model.order(second)["status"] == 200
+
+
+def test_an_order_cooked_twice_shows_each_status_once(model):
+    """A duplicated pizza-ordered gets cooked again: new event ids, the same statuses."""
+    oid = events.new_order_id()
+    model.apply_ordered(ordered(oid, seconds(-9)))
+    for round_ in (0, 4):
+        for n, code in enumerate((200, 300, 400), start=1):
+            model.apply_status(status(oid, code, seconds(-9 + round_ + n)))
+    order = model.order(oid)
+    assert order["status"] == 400
+    assert [(e["status"], e["at"][17:19]) for e in order["events"]] == [(100, "51"), (200, "52"), (300, "53"),
+                                                                         (400, "54")]
+
+
+def test_a_second_pizza_ordered_never_changes_the_customer(model):
+    oid = events.new_order_id()
+    model.apply_ordered(ordered(oid, seconds(-5), customer="0a0a"))
+    model.apply_status(status(oid, 400, seconds(-4)))
+    before = ignored("second_order")
+    model.apply_ordered(ordered(oid, seconds(-1), customer="bad"))   # forged: another customer
+    model.apply_ordered(ordered(oid, seconds(-1), customer="0a0a"))  # a new id for the same order
+    order = model.order(oid)
+    assert order["customer_id"] == "0a0a" and order["status"] == 400
+    assert order["ordered_at"] == "2026-11-25T11:59:55.000000Z"
+    assert timeline(model, oid) == [100, 400]
+    assert model.orders_of("bad") == []
+    assert ignored("second_order") == before + 2
+
+
+def test_a_future_ce_time_counts_as_now(model, clock):
+    honest, forged = events.new_order_id(), events.new_order_id()
+    model.apply_ordered(ordered(honest, seconds(-1)))
+    model.apply_ordered(ordered(forged, datetime(9999, 12, 31, tzinfo=UTC)))
+    model.apply_status(status(honest, 200, datetime(9999, 12, 31, tzinfo=UTC)))
+    assert model.order(forged)["ordered_at"] == "2026-11-25T12:00:00.000000Z"
+    assert model.order(honest)["events"][-1]["at"] == "2026-11-25T12:00:00.000000Z"
+    # Newest first, and the forged order is purged with the others once the TTL has passed.
+    assert [o["order_id"] for o in model.orders_of("c0ffee")] == [forged, honest]
+    clock.now = NOW + timedelta(hours=2, seconds=1)
+    assert model.purge() == 2
+    assert model.order(forged) is None
+
+
+def test_orders_older_than_the_ttl_are_dropped(model):
     old, new = events.new_order_id(), events.new_order_id()
-    model.apply_ordered(ordered(old, now - timedelta(hours=3)))  # replayed from the log: never stored
-    model.apply_ordered(ordered(new, now - timedelta(hours=1)))
+    model.apply_ordered(ordered(old, NOW - timedelta(hours=3)))  # replayed from the log: never stored
+    model.apply_ordered(ordered(new, NOW - timedelta(hours=1)))
+    model.apply_status(status(new, 200, NOW - timedelta(minutes=50)))
     assert model.order(old) is None and model.order(new) is not None
     model.ttl = timedelta(minutes=30)
     assert model.purge() == 1
     assert model.order(new) is None
+    assert model._db.execute("SELECT count(*) FROM order_events").fetchone()[0] == 0
 
 
-def test_oldest_open_order_age():
-    now = datetime.now(UTC)
-    model = ReadModel()
+def test_status_events_of_an_order_that_never_comes_are_purged(model, clock):
+    model.apply_status(status(events.new_order_id(), 200, seconds(-1)))
+    clock.now = NOW + timedelta(hours=3)
+    model.purge()
+    assert model._db.execute("SELECT count(*) FROM order_events").fetchone()[0] == 0
+
+
+def test_replaying_the_log_into_the_same_database_changes_nothing(tmp_path, clock):
+    path = str(tmp_path / "orders.sqlite")
+    oid = events.new_order_id()
+    log = [ordered(oid, seconds(-5)), status(oid, 200, seconds(-4)), status(oid, 300, seconds(-3)),
+           status(oid, 400, seconds(-2)), ordered(oid, seconds(-1), customer="bad"), status(oid, -100, seconds(-1))]
+
+    def replay(model):
+        for e in log:
+            (model.apply_ordered if isinstance(e.payload, PizzaOrdered) else model.apply_status)(e)
+        return model.order(oid)
+
+    first = replay(ReadModel(path, clock=clock))
+    clock.now = NOW + timedelta(minutes=10)   # a restart later, same file
+    again = replay(ReadModel(path, clock=clock))
+    assert again == first and first["status"] == 400 and first["customer_id"] == "c0ffee"
+    assert [e["status"] for e in first["events"]] == [100, 200, 300, 400, -100]
+    fresh = replay(ReadModel(clock=clock))    # a rebuild from scratch gives the same answer
+    assert fresh == first
+
+
+def test_a_database_of_an_older_layout_is_rebuilt(tmp_path, clock):
+    path = tmp_path / "orders.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE orders (order_id TEXT PRIMARY KEY, customer_id TEXT)")
+        db.execute("INSERT INTO orders VALUES ('x', 'y')")
+    model = ReadModel(str(path), clock=clock)
+    oid = events.new_order_id()
+    model.apply_ordered(ordered(oid))
+    assert model.order("x") is None and model.order(oid)["status"] == 100
+
+
+def test_oldest_open_order_age(model):
     assert model.oldest_open_age_seconds() == 0.0
     waiting, done = events.new_order_id(), events.new_order_id()
-    model.apply_ordered(ordered(done, now - timedelta(minutes=30)))
-    model.apply_status(status(done, 400, now))
-    model.apply_ordered(ordered(waiting, now - timedelta(minutes=20)))
-    assert 20 * 60 <= model.oldest_open_age_seconds() < 21 * 60
+    model.apply_ordered(ordered(done, NOW - timedelta(minutes=30)))
+    model.apply_status(status(done, 400, NOW))
+    model.apply_ordered(ordered(waiting, NOW - timedelta(minutes=20)))
+    assert model.oldest_open_age_seconds() == 20 * 60
 
 
-def test_wait_for_returns_once_the_record_is_applied():
-    model = ReadModel()
+def test_wait_for_returns_once_the_record_is_applied(model):
     assert model.wait_for(3, 7, timeout=0.01) is False
     threading.Timer(0.05, model.applied, (topics.PIZZA_ORDERED, 3, 7)).start()
     assert model.wait_for(3, 7, timeout=10) is True

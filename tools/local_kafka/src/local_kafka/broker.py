@@ -10,9 +10,18 @@ tools/local_kafka/pom.xml) into <repo>/.cache/kafka-<version>/libs.
     kafka.restart()        # same ports, same data
     kafka.stop()           # SIGTERM, bounded wait, then SIGKILL
 
+With auth=ScramAuth() clients connect with SASL/SCRAM-SHA-512 and the
+StandardAuthorizer denies what no ACL allows (as a Strimzi cluster with
+`authorization: simple` does); the admin is a super user:
+
+    kafka = LocalKafka(auth=ScramAuth()).start()
+    kafka.add_user("pizza-bake", acls)   # acls: KafkaUser spec.authorization.acls (see local_kafka.acls)
+    kafka.client_config("pizza-bake")    # librdkafka settings; client_env(): the same as KAFKA_* env
+
 Layout of data_dir: server.properties and log4j2.properties (generated on
 every start), broker.log (the broker's own log, unless log_file says
-otherwise) and kraft/ (log.dirs: the metadata log and the topics' data).
+otherwise) and kraft/ (log.dirs: the metadata log and the topics' data);
+with auth also scram-admin.password (0600), so a persistent data dir keeps its admin.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ import base64
 import contextlib
 import fcntl
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -28,7 +38,8 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 KAFKA_VERSION = "4.3.1"
@@ -38,6 +49,8 @@ HOST = "127.0.0.1"
 # Modest: the machines running this are small and run several brokers at once.
 DEFAULT_HEAP = ("-Xms256m", "-Xmx640m")
 NODE_ID = 1
+SCRAM_MECHANISM = "SCRAM-SHA-512"
+SCRAM_ITERATIONS = 8192  # what Strimzi's User Operator uses
 
 
 class KafkaStartError(RuntimeError):
@@ -176,16 +189,52 @@ def random_cluster_id() -> str:
 # --------------------------------------------------------------------------- config
 
 
+@dataclass(frozen=True)
+class ScramAuth:
+    """SASL/SCRAM-SHA-512 for clients, the StandardAuthorizer, no access without an ACL.
+
+    The client listener is SASL_PLAINTEXT (loopback only; TLS is the ingress's
+    and the real cluster's business). The controller listener takes SASL/PLAIN
+    with the same admin (SCRAM credentials live in the metadata log, which a
+    controller cannot need before it has read it), so no principal is anonymous.
+    """
+
+    admin_user: str = "admin"
+
+
+def auth_properties(auth: ScramAuth, admin_password: str) -> dict[str, str]:
+    admin = auth.admin_user
+    return {
+        "listener.security.protocol.map": "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+        "inter.broker.listener.name": "SASL_PLAINTEXT",
+        "sasl.enabled.mechanisms": SCRAM_MECHANISM,
+        "sasl.mechanism.inter.broker.protocol": SCRAM_MECHANISM,
+        "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config":
+            f'org.apache.kafka.common.security.scram.ScramLoginModule required '
+            f'username="{admin}" password="{admin_password}";',
+        "sasl.mechanism.controller.protocol": "PLAIN",
+        "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+        "listener.name.controller.plain.sasl.jaas.config":
+            f'org.apache.kafka.common.security.plain.PlainLoginModule required '
+            f'username="{admin}" password="{admin_password}" user_{admin}="{admin_password}";',
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found": "false",
+        "super.users": f"User:{admin}",
+    }
+
+
 def server_properties(port: int, controller_port: int, log_dirs: Path,
-                      overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+                      overrides: Mapping[str, str] | None = None, auth: ScramAuth | None = None,
+                      admin_password: str | None = None) -> dict[str, str]:
+    client = "SASL_PLAINTEXT" if auth else "PLAINTEXT"
     props = {
         "process.roles": "broker,controller",
         "node.id": str(NODE_ID),
         # A static voter set (not `format --standalone`): the quorum is read from this file
         # on every start, so a persistent data dir keeps working if the ports change.
         "controller.quorum.voters": f"{NODE_ID}@{HOST}:{controller_port}",
-        "listeners": f"PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://{HOST}:{port}",
+        "listeners": f"{client}://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}",
+        "advertised.listeners": f"{client}://{HOST}:{port}",
         "inter.broker.listener.name": "PLAINTEXT",
         "controller.listener.names": "CONTROLLER",
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
@@ -225,6 +274,8 @@ def server_properties(port: int, controller_port: int, log_dirs: Path,
         "num.recovery.threads.per.data.dir": "1",
         "log.retention.check.interval.ms": "300000",
     }
+    if auth is not None:
+        props.update(auth_properties(auth, admin_password))
     props.update(overrides or {})
     return props
 
@@ -287,12 +338,13 @@ class LocalKafka:
     log_file: the broker's log (default data_dir/broker.log).
     show_log: also echo the broker's log on this process's stdout.
     overrides: extra server.properties.
+    auth: ScramAuth for SASL/SCRAM users and ACLs; None: PLAINTEXT, no authorizer.
     """
 
     def __init__(self, port: int = 0, controller_port: int = 0, data_dir: Path | str | None = None,
                  log_file: Path | str | None = None, *, show_log: bool = False,
                  heap: tuple[str, ...] = DEFAULT_HEAP, overrides: Mapping[str, str] | None = None,
-                 version: str = KAFKA_VERSION):
+                 version: str = KAFKA_VERSION, auth: ScramAuth | None = None):
         self.port = port or free_port()
         self.controller_port = controller_port or free_port()
         while self.controller_port == self.port:
@@ -305,6 +357,8 @@ class LocalKafka:
         self.heap = tuple(heap)
         self.overrides = dict(overrides or {})
         self.version = version
+        self.auth = auth
+        self._passwords: dict[str, str] = {}   # SCRAM users added by this instance
         self.process: subprocess.Popen | None = None
         self.cluster_id: str | None = None
         self.last_start_seconds: float | None = None  # format (if any) + ready, as measured by start()
@@ -324,8 +378,95 @@ class LocalKafka:
         return self.process is not None and self.process.poll() is None
 
     def admin_config(self) -> dict:
-        """Client settings for this broker (librdkafka's own log muted: errors still raise)."""
-        return {"bootstrap.servers": self.bootstrap, "logger": _QUIET}
+        """Client settings for this broker as its admin (librdkafka's own log muted: errors still raise)."""
+        config = {"bootstrap.servers": self.bootstrap, "logger": _QUIET}
+        if self.auth is not None:
+            config.update(self._sasl(self.auth.admin_user, self._admin_password()))
+        return config
+
+    def client_config(self, user: str) -> dict:
+        """librdkafka settings to connect as `user` (added with add_user)."""
+        return {"bootstrap.servers": self.bootstrap, **self._sasl(user, self._passwords[user])}
+
+    def client_env(self, user: str) -> dict[str, str]:
+        """client_config as the KAFKA_* environment the services read."""
+        return {"KAFKA_" + key.upper().replace(".", "_"): value for key, value in self.client_config(user).items()}
+
+    @staticmethod
+    def _sasl(user: str, password: str) -> dict:
+        return {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanisms": SCRAM_MECHANISM,
+                "sasl.username": user, "sasl.password": password}
+
+    def _admin_password(self) -> str:
+        """The admin's password, made once per data dir (the credential is written when formatting)."""
+        path = self.data_dir / "scram-admin.password"
+        if not path.is_file():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(24))
+        return path.read_text().strip()
+
+    # ------------------------------------------------------------ users and ACLs (auth only)
+
+    def add_user(self, user: str, acls: Sequence[Mapping] = (), password: str | None = None,
+                 timeout: float = 30.0) -> dict:
+        """Create (or update) a SCRAM user with Strimzi-style ACLs; returns its client_config.
+
+        acls: a KafkaUser's spec.authorization.acls (resource type/name/patternType,
+        operations, optional type allow|deny and host), translated by local_kafka.acls.
+        """
+        from confluent_kafka.admin import (
+            AdminClient,
+            ScramCredentialInfo,
+            ScramMechanism,
+            UserScramCredentialUpsertion,
+        )
+
+        from local_kafka.acls import acl_bindings
+
+        if self.auth is None:
+            raise ValueError("users and ACLs need a broker started with auth=ScramAuth()")
+        password = password or secrets.token_urlsafe(18)
+        admin = AdminClient(self.admin_config())
+        upsert = UserScramCredentialUpsertion(
+            user, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS), password.encode())
+        for future in admin.alter_user_scram_credentials([upsert], request_timeout=timeout).values():
+            future.result(timeout)
+        bindings = acl_bindings(user, acls)
+        if bindings:
+            for future in admin.create_acls(bindings, request_timeout=timeout).values():
+                future.result(timeout)
+        self._passwords[user] = password
+        self._wait_visible(admin, user, bindings, timeout)
+        return self.client_config(user)
+
+    def _wait_visible(self, admin, user: str, bindings: list, timeout: float) -> None:
+        """The controller has the user and ACLs once the calls return; the broker serves clients from its
+        own copy of the metadata, a moment later. A client that came sooner would be refused (a
+        transactional producer fatally), so wait until the broker answers with both."""
+        from confluent_kafka import KafkaException
+        from confluent_kafka.admin import (
+            AclBindingFilter,
+            AclOperation,
+            AclPermissionType,
+            ResourcePatternType,
+            ResourceType,
+        )
+
+        mine = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, f"User:{user}", None,
+                                AclOperation.ANY, AclPermissionType.ANY)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                admin.describe_user_scram_credentials([user], request_timeout=5.0)[user].result(5.0)
+                if len(admin.describe_acls(mine, request_timeout=5.0).result(5.0)) >= len(bindings):
+                    return
+            except KafkaException:
+                pass  # RESOURCE_NOT_FOUND: the broker does not know the user yet
+            if time.monotonic() > deadline:
+                raise KafkaStartError(f"the broker did not show user {user} and its ACLs within {timeout:.0f} s")
+            time.sleep(0.1)
 
     def __repr__(self) -> str:
         state = f"pid {self.process.pid}" if self.running else "stopped"
@@ -354,7 +495,9 @@ class LocalKafka:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         (self.data_dir / "log4j2.properties").write_text(log4j2_properties(self.log_file, self.show_log))
         config = self.data_dir / "server.properties"
-        write_properties(config, server_properties(self.port, self.controller_port, self.log_dirs, self.overrides))
+        admin_password = self._admin_password() if self.auth else None
+        write_properties(config, server_properties(self.port, self.controller_port, self.log_dirs, self.overrides,
+                                                   self.auth, admin_password))
         return config
 
     def formatted(self) -> bool:
@@ -363,9 +506,12 @@ class LocalKafka:
     def _format(self, libs: Path, config: Path) -> None:
         self.cluster_id = random_cluster_id()
         # The storage tool is short-lived: a small heap and the quick JIT tier start it faster.
-        cmd = self._java_cmd(libs, "kafka.tools.StorageTool", "format", "--ignore-formatted",
-                             "--cluster-id", self.cluster_id, "--config", str(config),
-                             heap=("-Xmx256m", "-XX:TieredStopAtLevel=1"))
+        args = ["format", "--ignore-formatted", "--cluster-id", self.cluster_id, "--config", str(config)]
+        if self.auth is not None:
+            # The one user that exists before the broker does: every other user is made through it.
+            args += ["--add-scram",
+                     f"{SCRAM_MECHANISM}=[name={self.auth.admin_user},password={self._admin_password()}]"]
+        cmd = self._java_cmd(libs, "kafka.tools.StorageTool", *args, heap=("-Xmx256m", "-XX:TieredStopAtLevel=1"))
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise KafkaStartError(f"formatting {self.log_dirs} failed (exit {proc.returncode}):\n"
@@ -380,6 +526,9 @@ class LocalKafka:
             if not port_is_free(port):
                 raise KafkaStartError(f"port {HOST}:{port} is in use: is another Kafka running? "
                                       f"(stop it, or choose other ports)")
+        if self.auth is not None and self.formatted() and not (self.data_dir / "scram-admin.password").is_file():
+            raise KafkaStartError(f"{self.data_dir} was formatted without SCRAM users: "
+                                  f"use another data dir for a broker with auth")
         libs = kafka_libs(self.version)
         config = self._write_config()
         if not self.formatted():
@@ -408,7 +557,7 @@ class LocalKafka:
         """Wait until the broker answers a metadata request; raise (with the log's tail) if it dies first."""
         from confluent_kafka.admin import AdminClient
 
-        admin = AdminClient({"bootstrap.servers": self.bootstrap, "logger": _QUIET,
+        admin = AdminClient({**self.admin_config(),
                              "reconnect.backoff.max.ms": "200", "socket.connection.setup.timeout.ms": "2000"})
         deadline = time.monotonic() + timeout
         while True:

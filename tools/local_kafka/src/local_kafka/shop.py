@@ -2,6 +2,11 @@
 
     python -m local_kafka.shop [--data-dir .cache/kafka-data] [--show-kafka-log]
 
+LOCAL_KAFKA_AUTH=scram: the local broker authorizes (SASL/SCRAM, ACLs; data in
+.cache/kafka-data-scram) and each service connects as its own user with the
+ACLs of its KAFKA_USAGE, as the chart's KafkaUsers grant them. (Not KAFKA_AUTH:
+every KAFKA_* variable is a librdkafka property to the services.)
+
 1. Kafka: the local broker on 127.0.0.1:9092 (data in .cache/kafka-data, its
    log in .cache/kafka-data/broker.log), unless KAFKA_BOOTSTRAP_SERVERS is set:
    then that cluster is used (with every other KAFKA_* setting) and nothing starts.
@@ -39,6 +44,7 @@ from local_kafka.broker import (
     HOST,
     KafkaStartError,
     LocalKafka,
+    ScramAuth,
     cache_dir,
     port_is_free,
 )
@@ -130,6 +136,7 @@ class Shop:
         self.shutdown_timeout = shutdown_timeout
         self.ready_timeout = ready_timeout
         self.processes: dict[str, ServiceProcess] = {}
+        self.credentials: dict[str, dict[str, str]] = {}  # service -> KAFKA_* of its own user (auth only)
         self._events: queue.Queue = queue.Queue()
         self._signals = 0
         self._stopping = False
@@ -157,6 +164,12 @@ class Shop:
 
         config = kafka_client_config()
         config["bootstrap.servers"] = self.bootstrap
+        if self.kafka is not None and self.kafka.auth is not None:
+            from local_kafka.acls import add_shop_users
+
+            config.update(self.kafka.admin_config())
+            self.credentials = add_shop_users(self.kafka, [s.name for s in self.specs])
+            self.out.line("kafka", "SCRAM users with the ACLs of their KAFKA_USAGE: " + ", ".join(self.credentials))
         for topic, outcome in create_topics(config).items():
             self.out.line("kafka", f"topic {topic}: {outcome}")
 
@@ -170,7 +183,7 @@ class Shop:
         for spec in self.specs:
             # Loopback only: a development shop is not served to the whole network.
             env = {"HTTP_HOST": HOST, "HTTP_PORT": str(spec.http_port), "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
-                   "LOG_FORMAT": "console", **spec.env}
+                   "LOG_FORMAT": "console", **self.credentials.get(spec.name, {}), **spec.env}
             if spec.api_port:
                 env["API_PORT"] = str(spec.api_port)
             log_file = self.log_dir / f"{spec.name}.log"
@@ -310,10 +323,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds each service has after SIGTERM before SIGKILL")
     args = parser.parse_args(argv)
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None
+    auth = os.environ.get("LOCAL_KAFKA_AUTH", "none")
+    if auth not in ("none", "scram"):
+        parser.error(f"LOCAL_KAFKA_AUTH={auth}: expected none or scram")
     kafka = None
     if not bootstrap:
-        kafka = LocalKafka(args.kafka_port, args.controller_port, args.data_dir or cache_dir() / "kafka-data",
-                           show_log=args.show_kafka_log)
+        default_data = cache_dir() / ("kafka-data-scram" if auth == "scram" else "kafka-data")
+        kafka = LocalKafka(args.kafka_port, args.controller_port, args.data_dir or default_data,
+                           show_log=args.show_kafka_log, auth=ScramAuth() if auth == "scram" else None)
     services = load_services(args.services) if args.services else None
     return Shop(services, bootstrap=bootstrap, kafka=kafka, log_dir=args.log_dir,
                 shutdown_timeout=args.shutdown_timeout).run()
