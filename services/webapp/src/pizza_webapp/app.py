@@ -80,7 +80,8 @@ def create_app(*, producer_factory: Callable[[], object], status: StatusClient, 
     producer = ProducerHolder(producer_factory)
     app.extensions["pizza.producer"] = producer
     app.extensions["pizza.orders"] = Orders(producer.get, status, max_open_orders, offload)
-    app.extensions["pizza.revocations"] = revocations or RevokedSessions(auth.SESSION_LIFETIME.total_seconds())
+    app.extensions["pizza.revocations"] = (revocations if revocations is not None
+                                          else RevokedSessions(auth.SESSION_LIFETIME.total_seconds()))
     app.wsgi_app = BufferedBody(app.wsgi_app, MAX_BODY_BYTES)
 
     # Readiness: this worker serves pages. It never depends on Kafka or the status service,

@@ -104,9 +104,12 @@ def build_app(settings: Settings, kafka_config):
     from kafka_common.health import Health
     from kafka_common.producer import EventProducer
     from pizza_webapp.app import create_app
+    from pizza_webapp.auth import SESSION_LIFETIME
     from pizza_webapp.orders import MESSAGE_TIMEOUT_S
+    from pizza_webapp.revocation import KafkaRevokedSessions
     from pizza_webapp.status_client import StatusClient
 
+    offload = ThreadOffload(settings.kafka_threads)
     return create_app(
         producer_factory=lambda: EventProducer(kafka_config, "webapp", message_timeout_s=MESSAGE_TIMEOUT_S),
         status=StatusClient(settings.status_url, read_timeout=settings.status_timeout_s,
@@ -115,7 +118,8 @@ def build_app(settings: Settings, kafka_config):
         health=Health(),
         cookie_secure=settings.cookie_secure,
         max_open_orders=settings.max_open_orders,
-        offload=ThreadOffload(settings.kafka_threads),
+        offload=offload,
+        revocations=KafkaRevokedSessions(kafka_config, SESSION_LIFETIME.total_seconds(), offload),
     )
 
 
@@ -140,11 +144,22 @@ class ThreadOffload:
             from gevent.threadpool import ThreadPool
 
             self._pool = ThreadPool(self.size)
-        result = self._pool.spawn(fn)
+        result = self._pool.spawn(_outcome, fn)
         try:
-            return result.get(timeout=timeout_s)
+            ok, value = result.get(timeout=timeout_s)
         except gevent.Timeout:
             raise ProduceError(f"no answer from Kafka within {timeout_s:.1f} s") from None
+        if not ok:
+            raise value
+        return value
+
+
+def _outcome(fn):
+    # The failure travels back as a value: raised inside the pool, gevent would print it as a crash.
+    try:
+        return True, fn()
+    except Exception as exc:
+        return False, exc
 
 
 def _gunicorn_classes():
@@ -228,6 +243,7 @@ def _gunicorn_classes():
 def _post_worker_init(worker) -> None:
     from kafka_common.logging import get_logger
 
+    worker.wsgi.extensions["pizza.revocations"].start()
     try:
         worker.wsgi.extensions["pizza.producer"].get()  # connect now, not on the first customer's order
     except Exception as exc:  # the first order will try again and answer 503 if it must
@@ -243,6 +259,7 @@ def _worker_exit(server, worker) -> None:
     wsgi = getattr(worker, "wsgi", None)
     if wsgi is not None and "pizza.producer" in getattr(wsgi, "extensions", {}):
         wsgi.extensions["pizza.producer"].close()
+        wsgi.extensions["pizza.revocations"].close()
     log.info("worker exited", pid=worker.pid)
 
 
@@ -250,6 +267,16 @@ def _child_exit(server, worker) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def _create_logouts_topic(kafka_config, log) -> None:
+    from pizza_webapp.revocation import LOGOUTS_TOPIC, create_logouts_topic
+
+    try:
+        outcome = create_logouts_topic(dict(kafka_config.properties), timeout=5.0)
+        log.info("logouts topic " + outcome, topic=LOGOUTS_TOPIC)
+    except Exception as exc:  # Kafka down, or topics are managed elsewhere (no Create ACL)
+        log.warning("logouts topic not created here; the workers wait for it", topic=LOGOUTS_TOPIC, error=str(exc))
 
 
 def serve() -> int:
@@ -266,6 +293,7 @@ def serve() -> int:
     if settings.secret_key_generated:
         log.warning("SECRET_KEY is not set: signing sessions with a random key; sessions end when the "
                     "webapp restarts and are not shared with other replicas. Set SECRET_KEY in production.")
+    _create_logouts_topic(kafka_config, log)
     log.info("starting webapp", port=settings.port, workers=settings.workers, connections=settings.connections,
              max_open_orders_per_customer=settings.max_open_orders,
              status_url=settings.status_url, metrics_dir=metrics_dir,
