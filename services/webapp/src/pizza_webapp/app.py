@@ -16,7 +16,7 @@ from kafka_common import menu
 from kafka_common.health import Health
 from kafka_common.http import install_observability
 from pizza_webapp import api, auth, pages
-from pizza_webapp.body import BufferedBody, raise_body_error
+from pizza_webapp.body import BODY_TIMEOUT_S, BufferedBody, raise_body_error
 from pizza_webapp.errors import install_error_handlers
 from pizza_webapp.orders import COMPONENT, DEFAULT_MAX_OPEN_ORDERS, Orders, direct, parse_time
 from pizza_webapp.revocation import RevokedSessions
@@ -61,7 +61,7 @@ def _status_class(status) -> str:
 def create_app(*, producer_factory: Callable[[], object], status: StatusClient, secret_key: str,
                health: Health | None = None, cookie_secure: bool = False,
                max_open_orders: int = DEFAULT_MAX_OPEN_ORDERS, offload=direct,
-               revocations: RevokedSessions | None = None) -> Flask:
+               revocations: RevokedSessions | None = None, body_timeout_s: float = BODY_TIMEOUT_S) -> Flask:
     app = Flask("pizza_webapp")
     app.json.sort_keys = False
     app.config.update(
@@ -82,7 +82,7 @@ def create_app(*, producer_factory: Callable[[], object], status: StatusClient, 
     app.extensions["pizza.orders"] = Orders(producer.get, status, max_open_orders, offload)
     app.extensions["pizza.revocations"] = (revocations if revocations is not None
                                           else RevokedSessions(auth.SESSION_LIFETIME.total_seconds()))
-    app.wsgi_app = BufferedBody(app.wsgi_app, MAX_BODY_BYTES)
+    app.wsgi_app = BufferedBody(app.wsgi_app, MAX_BODY_BYTES, body_timeout_s)
 
     # Readiness: this worker serves pages. It never depends on Kafka or the status service,
     # which every replica shares: ordering answers 503 instead, the pages say what is missing.

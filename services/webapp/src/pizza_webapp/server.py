@@ -41,6 +41,7 @@ class Settings:
     workers: int
     connections: int
     kafka_threads: int
+    body_timeout_s: float
     status_url: str
     status_timeout_s: float
     secret_key: str
@@ -51,6 +52,7 @@ class Settings:
 
 def load_settings() -> Settings:
     from kafka_common.config import ConfigError, env_bool, env_number, env_str, http_host, http_port
+    from pizza_webapp.body import BODY_TIMEOUT_S
     from pizza_webapp.orders import DEFAULT_MAX_OPEN_ORDERS
 
     status_url = env_str("STATUS_URL", DEFAULT_STATUS_URL).strip()
@@ -68,6 +70,7 @@ def load_settings() -> Settings:
         workers=env_number("WEB_CONCURRENCY", 2, int, 1, 64),
         connections=env_number("WEB_CONNECTIONS", 1000, int, 10, 100_000),
         kafka_threads=env_number("WEB_KAFKA_THREADS", 16, int, 1, 256),
+        body_timeout_s=env_number("WEB_BODY_TIMEOUT_S", BODY_TIMEOUT_S, float, 0.1, 300.0),
         status_url=status_url,
         status_timeout_s=env_number("STATUS_TIMEOUT_S", 2.0, float, 0.1, 30.0),
         secret_key=secret_key,
@@ -118,6 +121,7 @@ def build_app(settings: Settings, kafka_config):
         health=Health(),
         cookie_secure=settings.cookie_secure,
         max_open_orders=settings.max_open_orders,
+        body_timeout_s=settings.body_timeout_s,
         offload=offload,
         revocations=KafkaRevokedSessions(kafka_config, SESSION_LIFETIME.total_seconds(), offload),
     )
