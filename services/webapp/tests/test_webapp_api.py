@@ -511,3 +511,16 @@ def test_the_order_form_says_why_it_was_refused(producer, status):
     response = client.post("/order", data={**VALID, "extra_toppings": [], "csrf_token": token})
     assert response.status_code == 429
     assert "you already have 1 pizzas on their way" in response.get_data(as_text=True)
+
+
+def test_the_openapi_description_covers_every_api_route(app, client):
+    import yaml
+
+    response = client.get("/api/openapi.yaml")
+    assert response.status_code == 200
+    spec = yaml.safe_load(response.get_data(as_text=True))
+    described = {(path, method.upper()) for path, ops in spec["paths"].items() for method in ops}
+    served = {(rule.rule.replace("<order_id>", "{order_id}"), method) for rule in app.url_map.iter_rules()
+              if rule.rule.startswith("/api/") and rule.rule != "/api/openapi.yaml"
+              for method in rule.methods - {"HEAD", "OPTIONS"}}
+    assert described == served

@@ -71,9 +71,10 @@ class KafkaRevokedSessions(RevokedSessions):
     runs through `offload` on a real thread too.
     """
 
-    def __init__(self, config, lifetime_s: float, offload, topic: str = LOGOUTS_TOPIC):
+    def __init__(self, config, lifetime_s: float, offload, group: str, topic: str = LOGOUTS_TOPIC):
         super().__init__(lifetime_s)
         self._config = config
+        self._group = group
         self._offload = offload
         self._topic = topic
         self._producer = None
@@ -116,7 +117,7 @@ class KafkaRevokedSessions(RevokedSessions):
 
         consumer = build_consumer(self._config, "webapp", {
             # Never joins the group nor commits: every worker reads every record from the start.
-            "group.id": "pizza-webapp", "enable.auto.commit": "false", "enable.partition.eof": "true",
+            "group.id": self._group, "enable.auto.commit": "false", "enable.partition.eof": "true",
         }, ClientErrors("webapp"))
         try:
             while not self._stop.is_set():

@@ -26,8 +26,12 @@ from urllib.parse import urlsplit
 
 from kafka_common import topics
 from kafka_common.usage import KafkaUsage
+from pizza_webapp.revocation import LOGOUTS_TOPIC
 
-KAFKA_USAGE = KafkaUsage(component="webapp", produces=(topics.PIZZA_ORDERED,))
+# pizza-logouts is the webapp's own: every worker reads it whole (assign(), never joins the
+# group, commits nothing) to refuse logged-out session cookies. See revocation.py.
+KAFKA_USAGE = KafkaUsage(component="webapp", consumes=(LOGOUTS_TOPIC,), produces=(topics.PIZZA_ORDERED, LOGOUTS_TOPIC),
+                         group="pizza-webapp", assigns_partitions=True, dead_letters=False)
 
 DEFAULT_HTTP_PORT = 8000
 DEFAULT_STATUS_URL = "http://127.0.0.1:8011"
@@ -123,7 +127,7 @@ def build_app(settings: Settings, kafka_config):
         max_open_orders=settings.max_open_orders,
         body_timeout_s=settings.body_timeout_s,
         offload=offload,
-        revocations=KafkaRevokedSessions(kafka_config, SESSION_LIFETIME.total_seconds(), offload),
+        revocations=KafkaRevokedSessions(kafka_config, SESSION_LIFETIME.total_seconds(), offload, KAFKA_USAGE.group),
     )
 
 
