@@ -284,7 +284,8 @@ def _create_logouts_topic(kafka_config, log) -> None:
         outcome = create_logouts_topic(dict(kafka_config.properties), timeout=5.0)
         log.info("logouts topic " + outcome, topic=LOGOUTS_TOPIC)
     except Exception as exc:  # Kafka down, or topics are managed elsewhere (no Create ACL)
-        log.warning("logouts topic not created here; the workers wait for it", topic=LOGOUTS_TOPIC, error=str(exc))
+        log.warning("logouts topic not created here; the workers wait for it", topic=LOGOUTS_TOPIC,
+                    error=str(exc) or type(exc).__name__)
 
 
 def serve() -> int:
