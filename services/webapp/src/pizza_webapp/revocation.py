@@ -120,6 +120,7 @@ class KafkaRevokedSessions(RevokedSessions):
             "group.id": self._group, "enable.auto.commit": "false", "enable.partition.eof": "true",
         }, ClientErrors("webapp"))
         try:
+            waited = False
             while not self._stop.is_set():
                 try:
                     partitions = consumer.list_topics(self._topic, timeout=5.0).topics[self._topic].partitions
@@ -127,8 +128,12 @@ class KafkaRevokedSessions(RevokedSessions):
                     partitions = {}
                 if partitions:
                     break
-                self._log.warning("waiting for the logouts topic", topic=self._topic)
+                if not waited:
+                    self._log.warning("waiting for the logouts topic", topic=self._topic)
+                    waited = True
                 self._stop.wait(2.0)
+            if waited:
+                self._log.info("logouts topic found", topic=self._topic)
             consumer.assign([TopicPartition(self._topic, p, OFFSET_BEGINNING) for p in partitions])
             at_end: set[int] = set()
             while not self._stop.is_set():
