@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     import requests
 
 
+STATUS_CONNECTIONS = 32
+
+
 class StatusUnavailable(Exception):
     """The status service did not answer usefully; the page says so, the API answers 503."""
 
@@ -44,8 +47,14 @@ class StatusClient:
             # requests (and ssl through urllib3) is imported in the worker, after gevent patched
             # ssl: the gunicorn master never imports it.
             import requests
+            from requests.adapters import HTTPAdapter
 
             session = self._local.session = requests.Session()
+            # Under gevent one worker's requests share this session: keep enough connections
+            # to status for concurrent reads instead of opening and dropping extra ones.
+            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=STATUS_CONNECTIONS)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
         return session
 
     def _get(self, path: str, params: dict) -> requests.Response:
