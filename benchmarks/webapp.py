@@ -1,7 +1,7 @@
 """Webapp: concurrent customers place orders and read them back through the JSON API.
 
-pizza-status and pizza-webapp (gunicorn, its default WEB_CONCURRENCY=2 workers
-x WEB_THREADS=4 threads) run as real processes; no kitchen, so every order
+pizza-status and pizza-webapp (gunicorn, its default WEB_CONCURRENCY=2 gevent
+workers) run as real processes; no kitchen, so every order
 stays "received". Each client thread logs in with its own requests.Session and
 repeats: POST /api/orders (answers once Kafka acknowledged the event), then
 GET /api/orders/<id> (the webapp asks status with wait_for=<partition:offset>
@@ -122,7 +122,8 @@ def run(env: Environment, clients: int, orders: int, seconds: float, warmup: int
     procs = [status]
     try:
         wait_ready([status])
-        webapp = env.service("webapp", {"STATUS_URL": status.api_url("")})
+        # No kitchen here: every order stays open, so the open-order cap is lifted.
+        webapp = env.service("webapp", {"STATUS_URL": status.api_url(""), "MAX_OPEN_ORDERS_PER_CUSTOMER": "0"})
         procs.append(webapp)
         wait_ready([webapp])
         result = WebResult(clients)
@@ -143,3 +144,107 @@ def run(env: Environment, clients: int, orders: int, seconds: float, warmup: int
     finally:
         env.stop_services(procs)
 
+
+
+# --------------------------------------------------------------------------- stalled clients
+
+STALLED_HEAD = (b"POST /api/orders HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 4096\r\n\r\n{")
+
+
+@dataclass
+class StalledResult:
+    stalled: int
+    opened: int
+    healthz: list[float] = field(default_factory=list)
+    orders: list[float] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)
+
+
+def open_stalled(port: int, count: int) -> list:
+    """Connections that send the headers of an order and one byte of its body, then nothing."""
+    import socket
+
+    conns = []
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        sock.sendall(STALLED_HEAD)
+        conns.append(sock)
+    return conns
+
+
+def stalled_clients(env: Environment, stalled: int, samples: int, timeout: float = 10.0) -> StalledResult:
+    """/healthz and POST /api/orders latency, one request at a time, while `stalled` connections
+    hold a request body open. A request that gets no answer within `timeout` counts as an error."""
+    status = env.service("status")
+    procs = [status]
+    try:
+        wait_ready([status])
+        webapp = env.service("webapp", {"STATUS_URL": status.url(""), "MAX_OPEN_ORDERS_PER_CUSTOMER": "0"})
+        procs.append(webapp)
+        wait_ready([webapp])
+        http = requests.Session()
+        http.post(webapp.url("/api/login"), json={"username": "patient"}, timeout=timeout).raise_for_status()
+        rng = random.Random(1)
+        for _ in range(3):  # warm: producers connected, first connections made
+            http.post(webapp.url("/api/orders"), json=pizza(rng), timeout=timeout)
+        conns = open_stalled(webapp.http_port, stalled)
+        result = StalledResult(stalled, len(conns))
+        time.sleep(1.0)  # let the server take them in
+        try:
+            for _ in range(samples):
+                for kind, call in (("healthz", lambda: requests.get(webapp.url("/healthz"), timeout=timeout)),
+                                   ("orders", lambda: http.post(webapp.url("/api/orders"), json=pizza(rng),
+                                                                timeout=timeout))):
+                    began = time.perf_counter()
+                    try:
+                        reply = call()
+                    except requests.RequestException as exc:
+                        result.errors[f"{kind} {type(exc).__name__}"] = result.errors.get(
+                            f"{kind} {type(exc).__name__}", 0) + 1
+                        continue
+                    if reply.status_code not in (200, 201):
+                        result.errors[f"{kind} {reply.status_code}"] = result.errors.get(
+                            f"{kind} {reply.status_code}", 0) + 1
+                        continue
+                    getattr(result, kind).append(time.perf_counter() - began)
+        finally:
+            for sock in conns:
+                sock.close()
+        return result
+    finally:
+        env.stop_services(procs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m benchmarks.webapp [--stalled 64] [--samples 50]: the stalled-clients measurement."""
+    import argparse
+    import tempfile
+    from pathlib import Path
+
+    from kafka_common.logging import configure_logging
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.webapp", description=main.__doc__)
+    parser.add_argument("--stalled", type=int, default=64, help="connections stalled in their body (default 64)")
+    parser.add_argument("--samples", type=int, default=50, help="requests of each kind (default 50)")
+    parser.add_argument("--timeout", type=float, default=10.0, help="client timeout per request, s (default 10)")
+    args = parser.parse_args(argv)
+    configure_logging("benchmark", level="WARNING")
+    env = Environment(log_dir=Path(tempfile.mkdtemp(prefix="pizza-bench-webapp-")), log_format="json")
+    try:
+        env.start()
+        r = stalled_clients(env, args.stalled, args.samples, args.timeout)
+    finally:
+        env.stop()
+    print(f"{r.opened} connections stalled in their body; {args.samples} requests of each kind, one at a time, "
+          f"client timeout {args.timeout:.0f} s")
+    for kind, label in (("healthz", "GET /healthz"), ("orders", "POST /api/orders")):
+        d = Distribution.of(getattr(r, kind))
+        print(f"  {label:18} answered {d.n:3}  p50 {d.p50 * 1000:8.1f} ms  p99 {d.p99 * 1000:8.1f} ms  "
+              f"max {d.max * 1000:8.1f} ms")
+    print(f"  errors: {', '.join(f'{k}: {v}' for k, v in sorted(r.errors.items())) or 'none'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -17,9 +17,12 @@ for _src in sorted(REPO.glob("services/*/src")):
 
 from kafka_common import topics as kafka_topics  # noqa: E402
 
+# Where each service declares KAFKA_USAGE: its service module; the webapp's is its server.
+SERVICE_MODULE = {"webapp": "pizza_webapp.server"}
+
 
 def usage(component: str):
-    return importlib.import_module(f"pizza_{component}.service").KAFKA_USAGE
+    return importlib.import_module(SERVICE_MODULE.get(component, f"pizza_{component}.service")).KAFKA_USAGE
 
 
 def expected_acls(component: str) -> Counter:

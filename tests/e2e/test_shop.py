@@ -32,8 +32,10 @@ def start_services(service_process, *names, env=None):
 
 def start_shop(service_process, time_scale=FAST_KITCHEN, kitchen=("assemble", "bake", "delivery")):
     procs = start_services(service_process, "status", *kitchen, env={"KITCHEN_TIME_SCALE": time_scale})
+    # A customer here places up to 8 orders before the first is delivered: above the default cap.
     procs["webapp"] = service_process("pizza-webapp", name="webapp",
-                                      env={"STATUS_URL": procs["status"].api_url(""), "WEB_CONCURRENCY": "2"})
+                                      env={"STATUS_URL": procs["status"].api_url(""), "WEB_CONCURRENCY": "2",
+                                           "MAX_OPEN_ORDERS_PER_CUSTOMER": "10"})
     return procs
 
 

@@ -15,7 +15,6 @@ from kafka_common.health import Health
 from kafka_common.producer import Delivered, ProduceError
 from pizza_webapp.app import create_app
 from pizza_webapp.status_client import StatusUnavailable
-from pizza_webapp.validation import customer_id_for
 
 
 class FakeProducer:
@@ -52,11 +51,11 @@ class FakeStatus:
         self.down = False
         self.calls: list[tuple] = []
 
-    def add(self, order_id: str, username: str, status: int = menu.STATUS_RECEIVED,
+    def add(self, order_id: str, customer_id: str, username: str = "alice", status: int = menu.STATUS_RECEIVED,
             ordered_at: str = "2026-01-01T12:00:00Z", events: list | None = None, **pizza) -> dict:
         order = {
             "order_id": order_id,
-            "customer_id": customer_id_for(username),
+            "customer_id": customer_id,
             "username": username,
             "status": status,
             "status_text": menu.status_text(status),

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
+import re
 
 import pytest
 from prometheus_client import REGISTRY
@@ -10,12 +13,12 @@ from prometheus_client import REGISTRY
 from kafka_common import menu
 from kafka_common.events import PizzaOrdered
 from pizza_webapp.app import create_app
-from pizza_webapp.validation import customer_id_for
 
 SAUCES = ", ".join(menu.SAUCES)
 CHEESES = ", ".join(menu.CHEESES)
 MAINS = ", ".join(menu.MAIN_TOPPINGS)
 EXTRAS = ", ".join(menu.EXTRA_TOPPINGS)
+MALLORY = "badc0ffee0ddf00d"  # another customer's id
 VALID = {"sauce": "Tomato", "cheese": "Mozzarella", "main_topping": "Pepperoni", "extra_toppings": []}
 
 
@@ -38,19 +41,42 @@ def orders_placed() -> float:
 def test_login_answers_customer_id_and_sets_a_safe_session_cookie(client):
     response = client.post("/api/login", json={"username": "alice"})
     assert response.status_code == 200
-    assert response.get_json() == {"customer_id": customer_id_for("alice"), "username": "alice"}
+    body = response.get_json()
+    assert body["username"] == "alice"
+    assert re.fullmatch(r"[0-9a-f]{32}", body["customer_id"])
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie
     assert "SameSite=Lax" in cookie
     assert "Secure" not in cookie
 
 
-def test_customer_id_is_a_stable_hex_string_per_user_name(client):
-    first = client.post("/api/login", json={"username": "bob"}).get_json()["customer_id"]
-    second = client.post("/api/login", json={"username": "bob"}).get_json()["customer_id"]
-    other = client.post("/api/login", json={"username": "carol"}).get_json()["customer_id"]
-    assert first == second != other
-    int(first, 16)
+def test_every_login_is_a_new_customer_whatever_the_name(app, status):
+    ada, impostor = app.test_client(), app.test_client()
+    first = ada.post("/api/login", json={"username": "ada"}).get_json()["customer_id"]
+    second = impostor.post("/api/login", json={"username": "ada"}).get_json()["customer_id"]
+    assert first != second
+    assert hashlib.md5(b"ada").hexdigest() not in (first, second)
+    status.add("9" * 32, first, "ada")
+    assert [o["order_id"] for o in ada.get("/api/orders").get_json()["orders"]] == ["9" * 32]
+    assert impostor.get("/api/orders").get_json() == {"orders": []}
+    assert impostor.get("/api/orders/" + "9" * 32).status_code == 404
+
+
+def test_a_copied_cookie_stops_working_after_logout(app):
+    browser = app.test_client()
+    browser.post("/api/login", json={"username": "ada"})
+    cookie = browser.get_cookie("pizza_session").value
+    thief = app.test_client()
+    thief.set_cookie("pizza_session", cookie)
+    assert thief.get("/api/orders").status_code == 200
+    assert browser.post("/api/logout", json={}).status_code == 200
+    assert thief.get("/api/orders").status_code == 401
+    assert thief.post("/api/orders", json=VALID).status_code == 401
+
+
+def test_session_cookie_expires(client):
+    cookie = client.post("/api/login", json={"username": "alice"}).headers["Set-Cookie"]
+    assert "Expires=" in cookie
 
 
 def test_secure_cookie_when_configured(producer, status):
@@ -142,7 +168,7 @@ def test_order_is_produced_and_confirmed_with_its_id_only(client, customer, prod
     [event] = producer.sent
     assert isinstance(event, PizzaOrdered)
     assert event.order_id == body["order_id"]
-    assert event.customer_id == customer["customer_id"] == customer_id_for("alice")
+    assert event.customer_id == customer["customer_id"]
     assert event.username == "alice"
     assert event.pizza.model_dump(mode="json") == {**pizza, "extra_toppings": ["Onion", "Eggs"]}
     assert orders_placed() == before + 1
@@ -249,9 +275,9 @@ def test_reads_need_a_login(client, path):
 
 
 def test_my_orders_newest_first_and_only_mine(client, customer, status):
-    status.add("1" * 32, "alice", ordered_at="2026-01-01T12:00:00Z")
-    status.add("2" * 32, "alice", status=menu.STATUS_DELIVERED, ordered_at="2026-01-01T12:05:00Z")
-    status.add("3" * 32, "mallory", ordered_at="2026-01-01T12:10:00Z")
+    status.add("1" * 32, customer["customer_id"], ordered_at="2026-01-01T12:00:00Z")
+    status.add("2" * 32, customer["customer_id"], status=menu.STATUS_DELIVERED, ordered_at="2026-01-01T12:05:00Z")
+    status.add("3" * 32, MALLORY, "mallory", ordered_at="2026-01-01T12:10:00Z")
     response = client.get("/api/orders")
     assert response.status_code == 200
     orders = response.get_json()["orders"]
@@ -266,7 +292,7 @@ def test_my_orders_newest_first_and_only_mine(client, customer, status):
 def test_order_detail_with_events(client, customer, status):
     events = [{"status": 100, "status_text": menu.status_text(100), "at": "2026-01-01T12:00:00Z"},
               {"status": 200, "status_text": menu.status_text(200), "at": "2026-01-01T12:00:04Z"}]
-    status.add("4" * 32, "alice", status=200, events=events)
+    status.add("4" * 32, customer["customer_id"], status=200, events=events)
     response = client.get("/api/orders/" + "4" * 32)
     assert response.status_code == 200
     body = response.get_json()
@@ -278,7 +304,7 @@ def test_order_detail_with_events(client, customer, status):
 
 
 def test_another_customers_order_is_404(client, customer, status):
-    status.add("5" * 32, "mallory")
+    status.add("5" * 32, MALLORY, "mallory")
     response = client.get("/api/orders/" + "5" * 32)
     assert response.status_code == 404
     assert response.get_json() == {"error": "no such order"}
@@ -306,10 +332,11 @@ def test_read_your_writes_wait_for_and_pending_order(client, customer, status, p
     assert detail.status_code == 200
     assert detail.get_json()["status_text"] == "Order received and being prepared"
     assert [e["status"] for e in detail.get_json()["events"]] == [100]
-    # Each read named the position of the acknowledged record.
-    assert status.calls == [("orders", customer["customer_id"], "3:40"), ("order", order_id, "3:40")]
+    # The open-order cap asked first; each read then named the position of the acknowledged record.
+    assert status.calls == [("orders", customer["customer_id"], None),
+                            ("orders", customer["customer_id"], "3:40"), ("order", order_id, "3:40")]
     # Once status has it, status's answer wins.
-    status.add(order_id, "alice", status=300)
+    status.add(order_id, customer["customer_id"], status=300)
     assert client.get(f"/api/orders/{order_id}").get_json()["status"] == 300
     assert [o["status"] for o in client.get("/api/orders").get_json()["orders"]] == [300]
 
@@ -344,34 +371,25 @@ def test_liveness(client):
     assert response.get_json()["status"] == "ok"
 
 
-def test_readiness_follows_kafka_and_is_cached(producer, status):
+def test_readiness_does_not_depend_on_kafka_or_status(producer, status):
     producer.reachable = False
-    app = create_app(producer_factory=lambda: producer, status=status, secret_key="k", readiness_cache_s=3600)
-    client = app.test_client()
-    for _ in range(3):
-        response = client.get("/readyz")
-        assert response.status_code == 503
-        assert response.get_json()["detail"] == "Kafka unreachable"
-    assert producer.reachable_calls == 1
+    status.down = True
+    app = create_app(producer_factory=lambda: producer, status=status, secret_key="k")
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 200
+    assert producer.reachable_calls == 0
 
 
-def test_readiness_recovers_once_the_cache_expires(producer, status):
-    app = create_app(producer_factory=lambda: producer, status=status, secret_key="k", readiness_cache_s=0)
-    client = app.test_client()
-    producer.reachable = False
-    assert client.get("/readyz").status_code == 503
-    producer.reachable = True
-    assert client.get("/readyz").status_code == 200
-
-
-def test_readiness_survives_a_producer_that_cannot_be_created(status):
+def test_readiness_survives_a_producer_that_cannot_be_created(status, pizza):
     def broken():
         raise RuntimeError("no producer")
 
-    app = create_app(producer_factory=broken, status=status, secret_key="k")
-    response = app.test_client().get("/readyz")
-    assert response.status_code == 503
-    assert "no producer" in response.get_json()["detail"]
+    client = create_app(producer_factory=broken, status=status, secret_key="k").test_client()
+    assert client.get("/readyz").status_code == 200
+    client.post("/api/login", json={"username": "alice"})
+    response = client.post("/api/orders", json=pizza)
+    assert response.status_code == 500
+    assert response.get_json() == {"error": "internal error"}
 
 
 def test_metrics_endpoint(client, customer):
@@ -383,10 +401,126 @@ def test_metrics_endpoint(client, customer):
 
 
 def test_pending_order_is_only_vouched_for_a_while(client, customer, status, monkeypatch):
-    from pizza_webapp import app as webapp
+    from pizza_webapp import orders as webapp
 
     order_id = client.post("/api/orders", json=VALID).get_json()["order_id"]
     assert client.get(f"/api/orders/{order_id}").status_code == 200
     monkeypatch.setattr(webapp, "PENDING_GRACE_S", -1.0)
     assert client.get(f"/api/orders/{order_id}").status_code == 404
     assert client.get("/api/orders").get_json() == {"orders": []}
+
+
+# --- hostile input --------------------------------------------------------------------------
+
+def test_a_lone_surrogate_in_a_user_name_is_a_400(client):
+    response = client.post("/api/login", data=b'{"username": "\\ud800"}', content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "username must be valid Unicode text"}
+
+
+def test_a_lone_surrogate_in_an_order_is_a_400(client, customer, producer):
+    response = client.post("/api/orders", data=b'{"sauce": "\\udfff", "cheese": "Gouda", "main_topping": "Pork"}',
+                           content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json()["error"].startswith("unknown sauce")
+    assert producer.sent == []
+
+
+class UnreadableBody(io.BytesIO):
+    """A request body whose reading fails as gunicorn's does on a malformed chunk size."""
+
+    def read(self, *args):
+        raise ValueError("Invalid chunk size: zz")
+
+
+@pytest.mark.parametrize("path, content_type", [
+    ("/api/login", "application/json"), ("/api/logout", "application/json"), ("/api/orders", "application/json")])
+def test_a_body_that_cannot_be_read_is_a_json_400(client, customer, producer, path, content_type):
+    response = client.post(path, input_stream=UnreadableBody(),
+                           headers={"Transfer-Encoding": "chunked", "Content-Type": content_type})
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "the request body could not be read: ValueError"}
+    assert producer.sent == []
+
+
+@pytest.mark.parametrize("path", ["/login", "/logout", "/order"])
+def test_a_form_body_that_cannot_be_read_is_a_400_page(client, customer, path):
+    response = client.post(path, input_stream=UnreadableBody(),
+                           headers={"Transfer-Encoding": "chunked",
+                                    "Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 400
+    assert "<!doctype html>" in response.get_data(as_text=True)
+    assert "the request body could not be read" in response.get_data(as_text=True)
+
+
+# --- the open-order cap ---------------------------------------------------------------------
+
+def cap_app(producer, status, limit):
+    app = create_app(producer_factory=lambda: producer, status=status, secret_key="k", max_open_orders=limit)
+    client = app.test_client()
+    customer_id = client.post("/api/login", json={"username": "greedy"}).get_json()["customer_id"]
+    return client, customer_id
+
+
+def test_open_orders_are_capped_per_customer(producer, status):
+    client, me = cap_app(producer, status, 3)
+    placed = [client.post("/api/orders", json=VALID) for _ in range(3)]
+    assert [r.status_code for r in placed] == [201, 201, 201]
+    refused = client.post("/api/orders", json=VALID)
+    assert refused.status_code == 429
+    assert refused.get_json() == {"error": "you already have 3 pizzas on their way; please wait until one is "
+                                           "delivered before ordering more"}
+    assert len(producer.sent) == 3
+    # Someone else is not affected.
+    other = client.application.test_client()
+    other.post("/api/login", json={"username": "patient"})
+    assert other.post("/api/orders", json=VALID).status_code == 201
+    # Once status shows one delivered (and one failed), two more may be ordered.
+    first, second, third = (r.get_json()["order_id"] for r in placed)
+    status.add(first, me, status=menu.STATUS_DELIVERED)
+    status.add(second, me, status=-100)
+    status.add(third, me, status=menu.STATUS_IN_OVEN)
+    assert [client.post("/api/orders", json=VALID).status_code for _ in range(3)] == [201, 201, 429]
+
+
+def test_the_cap_counts_the_read_model_too(producer, status):
+    client, me = cap_app(producer, status, 2)
+    status.add("a" * 32, me, status=menu.STATUS_RECEIVED)
+    status.add("b" * 32, me, status=menu.STATUS_OUT_FOR_DELIVERY)
+    assert client.post("/api/orders", json=VALID).status_code == 429
+
+
+def test_the_cap_still_holds_while_status_is_down(producer, status):
+    client, _ = cap_app(producer, status, 2)
+    status.down = True
+    assert [client.post("/api/orders", json=VALID).status_code for _ in range(3)] == [201, 201, 429]
+
+
+def test_cap_zero_means_no_cap(producer, status):
+    client, _ = cap_app(producer, status, 0)
+    assert {client.post("/api/orders", json=VALID).status_code for _ in range(8)} == {201}
+    assert not [c for c in status.calls if c[0] == "orders"]
+
+
+def test_the_order_form_says_why_it_was_refused(producer, status):
+    import re as regex
+
+    client, _ = cap_app(producer, status, 1)
+    assert client.post("/api/orders", json=VALID).status_code == 201
+    token = regex.search(r'name="csrf_token" value="([^"]+)"', client.get("/menu").get_data(as_text=True)).group(1)
+    response = client.post("/order", data={**VALID, "extra_toppings": [], "csrf_token": token})
+    assert response.status_code == 429
+    assert "you already have 1 pizzas on their way" in response.get_data(as_text=True)
+
+
+def test_the_openapi_description_covers_every_api_route(app, client):
+    import yaml
+
+    response = client.get("/api/openapi.yaml")
+    assert response.status_code == 200
+    spec = yaml.safe_load(response.get_data(as_text=True))
+    described = {(path, method.upper()) for path, ops in spec["paths"].items() for method in ops}
+    served = {(rule.rule.replace("<order_id>", "{order_id}"), method) for rule in app.url_map.iter_rules()
+              if rule.rule.startswith("/api/") and rule.rule != "/api/openapi.yaml"
+              for method in rule.methods - {"HEAD", "OPTIONS"}}
+    assert described == served

@@ -14,11 +14,16 @@ its read model applied it (or after its own bound of about 3 s).
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-import requests
-
 from kafka_common.logging import get_logger
+
+if TYPE_CHECKING:
+    import requests
+
+
+STATUS_CONNECTIONS = 32
 
 
 class StatusUnavailable(Exception):
@@ -39,10 +44,22 @@ class StatusClient:
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
         if session is None:
+            # requests (and ssl through urllib3) is imported in the worker, after gevent patched
+            # ssl: the gunicorn master never imports it.
+            import requests
+            from requests.adapters import HTTPAdapter
+
             session = self._local.session = requests.Session()
+            # Under gevent one worker's requests share this session: keep enough connections
+            # to status for concurrent reads instead of opening and dropping extra ones.
+            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=STATUS_CONNECTIONS)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
         return session
 
     def _get(self, path: str, params: dict) -> requests.Response:
+        import requests
+
         timeout = (self.connect_timeout, self.wait_read_timeout if "wait_for" in params else self.read_timeout)
         try:
             return self._session().get(self.base_url + path, params=params, timeout=timeout)

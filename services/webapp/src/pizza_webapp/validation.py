@@ -6,7 +6,7 @@ messages are written for operators; a customer or an API client gets these.
 
 from __future__ import annotations
 
-import hashlib
+import secrets
 import unicodedata
 from collections.abc import Mapping
 
@@ -26,9 +26,12 @@ class InvalidInput(ValueError):
     """The request cannot be served as sent; str(exc) is the message for the client."""
 
 
-def customer_id_for(username: str) -> str:
-    """Stable per user name: the same name is the same customer on every replica."""
-    return hashlib.md5(username.encode("utf-8"), usedforsecurity=False).hexdigest()
+def new_customer_id() -> str:
+    """A fresh customer for every login: 128 random bits, hex (the events' customer_id format).
+
+    Never derived from the user name, so typing someone's name shows nothing of theirs.
+    """
+    return secrets.token_hex(16)
 
 
 def _is_control(char: str) -> bool:
@@ -43,6 +46,9 @@ def parse_username(value: object) -> str:
         raise InvalidInput("username is required")
     if not isinstance(value, str):
         raise InvalidInput("username must be a string")
+    if any(unicodedata.category(c) == "Cs" for c in value):
+        # A lone surrogate (\ud800 in JSON) is not text: it cannot be encoded as UTF-8.
+        raise InvalidInput("username must be valid Unicode text")
     if any(_is_control(c) for c in value):
         raise InvalidInput("username must not contain control characters")
     name = value.strip()

@@ -1,16 +1,18 @@
-"""pizza-webapp: the shop's Flask app served by gunicorn.
+"""pizza-webapp: the gunicorn server that runs the shop's Flask app (no business here).
 
 The master validates configuration (exit 2 with one line on a mistake), sets
 up Prometheus multiprocess mode and the session key, then forks workers. Each
 worker builds its own app and Kafka producer after the fork, and flushes the
 producer when it exits.
 
-Worker class: gthread. An order request blocks until Kafka acknowledges the
-event (up to ~7 s while the broker is unreachable) and a read may wait up to
-~3 s for the status service to catch up (read-your-writes). With sync workers
-each such wait would occupy a whole process, so two slow requests would stall
-the worker's probes too; threads keep probes and other customers served while
-some requests wait on I/O. The producer and status client are thread-safe.
+Worker class: gevent, with threads left unpatched (worker.py). Every
+connection is a greenlet, so a client that stalls in its headers or body, an
+order waiting for Kafka's acknowledgement or a read waiting for the status
+service holds nothing that probes and other customers need. librdkafka's
+calls block in C, so they never run on the event loop: the producer's
+callback thread stays a real thread, and each produce-and-wait runs on a
+bounded pool of real threads (KAFKA_THREADS per worker) that the request's
+greenlet waits on, with a deadline.
 """
 
 from __future__ import annotations
@@ -24,11 +26,15 @@ from urllib.parse import urlsplit
 
 from kafka_common import topics
 from kafka_common.usage import KafkaUsage
+from pizza_webapp.revocation import LOGOUTS_TOPIC
 
-KAFKA_USAGE = KafkaUsage(component="webapp", produces=(topics.PIZZA_ORDERED,))
+# pizza-logouts is the webapp's own: every worker reads it whole (assign(), never joins the
+# group, commits nothing) to refuse logged-out session cookies. See revocation.py.
+KAFKA_USAGE = KafkaUsage(component="webapp", consumes=(LOGOUTS_TOPIC,), produces=(topics.PIZZA_ORDERED, LOGOUTS_TOPIC),
+                         group="pizza-webapp", assigns_partitions=True, dead_letters=False)
 
 DEFAULT_HTTP_PORT = 8000
-DEFAULT_STATUS_URL = "http://127.0.0.1:8001"
+DEFAULT_STATUS_URL = "http://127.0.0.1:8011"
 GRACEFUL_TIMEOUT_S = 20
 
 
@@ -37,16 +43,21 @@ class Settings:
     host: str
     port: int
     workers: int
-    threads: int
+    connections: int
+    kafka_threads: int
+    body_timeout_s: float
     status_url: str
     status_timeout_s: float
     secret_key: str
     secret_key_generated: bool
     cookie_secure: bool
+    max_open_orders: int
 
 
 def load_settings() -> Settings:
     from kafka_common.config import ConfigError, env_bool, env_number, env_str, http_host, http_port
+    from pizza_webapp.body import BODY_TIMEOUT_S
+    from pizza_webapp.orders import DEFAULT_MAX_OPEN_ORDERS
 
     status_url = env_str("STATUS_URL", DEFAULT_STATUS_URL).strip()
     parts = urlsplit(status_url)
@@ -61,12 +72,15 @@ def load_settings() -> Settings:
         host=http_host(),
         port=http_port(DEFAULT_HTTP_PORT),
         workers=env_number("WEB_CONCURRENCY", 2, int, 1, 64),
-        threads=env_number("WEB_THREADS", 4, int, 1, 64),
+        connections=env_number("WEB_CONNECTIONS", 1000, int, 10, 100_000),
+        kafka_threads=env_number("WEB_KAFKA_THREADS", 16, int, 1, 256),
+        body_timeout_s=env_number("WEB_BODY_TIMEOUT_S", BODY_TIMEOUT_S, float, 0.1, 300.0),
         status_url=status_url,
         status_timeout_s=env_number("STATUS_TIMEOUT_S", 2.0, float, 0.1, 30.0),
         secret_key=secret_key,
         secret_key_generated=generated,
         cookie_secure=env_bool("SESSION_COOKIE_SECURE", False),
+        max_open_orders=env_number("MAX_OPEN_ORDERS_PER_CUSTOMER", DEFAULT_MAX_OPEN_ORDERS, int, 0, 10_000),
     )
 
 
@@ -97,16 +111,63 @@ def build_app(settings: Settings, kafka_config):
     from kafka_common.health import Health
     from kafka_common.producer import EventProducer
     from pizza_webapp.app import create_app
+    from pizza_webapp.auth import SESSION_LIFETIME
+    from pizza_webapp.orders import MESSAGE_TIMEOUT_S
+    from pizza_webapp.revocation import KafkaRevokedSessions
     from pizza_webapp.status_client import StatusClient
 
+    offload = ThreadOffload(settings.kafka_threads)
     return create_app(
-        producer_factory=lambda: EventProducer(kafka_config, "webapp"),
+        producer_factory=lambda: EventProducer(kafka_config, "webapp", message_timeout_s=MESSAGE_TIMEOUT_S),
         status=StatusClient(settings.status_url, read_timeout=settings.status_timeout_s,
                             wait_read_timeout=settings.status_timeout_s + 3.0),
         secret_key=settings.secret_key,
         health=Health(),
         cookie_secure=settings.cookie_secure,
+        max_open_orders=settings.max_open_orders,
+        body_timeout_s=settings.body_timeout_s,
+        offload=offload,
+        revocations=KafkaRevokedSessions(kafka_config, SESSION_LIFETIME.total_seconds(), offload, KAFKA_USAGE.group),
     )
+
+
+class ThreadOffload:
+    """Run a blocking Kafka call on a real thread while the request's greenlet waits, with a deadline.
+
+    Created in the worker (after gevent's patching); the pool is bounded, so an outage
+    queues orders here instead of starting threads without end. A call that is still queued
+    when its greenlet gives up starts, sees its deadline passed, and does nothing.
+    """
+
+    def __init__(self, size: int):
+        self.size = size
+        self._pool = None
+
+    def __call__(self, fn, timeout_s: float):
+        import gevent
+
+        from kafka_common.producer import ProduceError
+
+        if self._pool is None:
+            from gevent.threadpool import ThreadPool
+
+            self._pool = ThreadPool(self.size)
+        result = self._pool.spawn(_outcome, fn)
+        try:
+            ok, value = result.get(timeout=timeout_s)
+        except gevent.Timeout:
+            raise ProduceError(f"no answer from Kafka within {timeout_s:.1f} s") from None
+        if not ok:
+            raise value
+        return value
+
+
+def _outcome(fn):
+    # The failure travels back as a value: raised inside the pool, gevent would print it as a crash.
+    try:
+        return True, fn()
+    except Exception as exc:
+        return False, exc
 
 
 def _gunicorn_classes():
@@ -125,7 +186,8 @@ def _gunicorn_classes():
             for log in (self.error_log, self.access_log):
                 log.handlers[:] = []
                 log.propagate = True
-            self.access_log.setLevel(logging.DEBUG)
+            # No level of its own: LOG_LEVEL (the root logger's) decides, probe lines are DEBUG.
+            self.access_log.setLevel(logging.NOTSET)
             self._access = get_logger("gunicorn.access")
 
         def access(self, resp, req, environ, request_time):
@@ -156,8 +218,8 @@ def _gunicorn_classes():
             options = {
                 "bind": f"{settings.host}:{settings.port}",
                 "workers": settings.workers,
-                "worker_class": "gthread",
-                "threads": settings.threads,
+                "worker_class": "pizza_webapp.worker.PizzaGeventWorker",
+                "worker_connections": settings.connections,
                 "graceful_timeout": GRACEFUL_TIMEOUT_S,
                 "timeout": 30,
                 "keepalive": 5,
@@ -189,9 +251,9 @@ def _gunicorn_classes():
 def _post_worker_init(worker) -> None:
     from kafka_common.logging import get_logger
 
-    shop = worker.wsgi.extensions["pizza"]
+    worker.wsgi.extensions["pizza.revocations"].start()
     try:
-        shop.producer.get()  # connect now, not on the first customer's order
+        worker.wsgi.extensions["pizza.producer"].get()  # connect now, not on the first customer's order
     except Exception as exc:  # the first order will try again and answer 503 if it must
         get_logger("webapp").warning("producer not created at start", error=str(exc))
     get_logger("webapp").info("worker ready", pid=os.getpid())
@@ -203,8 +265,9 @@ def _worker_exit(server, worker) -> None:
     log = get_logger("webapp")
     log.info("worker exiting: flushing the producer", pid=worker.pid)
     wsgi = getattr(worker, "wsgi", None)
-    if wsgi is not None and "pizza" in getattr(wsgi, "extensions", {}):
-        wsgi.extensions["pizza"].producer.close()
+    if wsgi is not None and "pizza.producer" in getattr(wsgi, "extensions", {}):
+        wsgi.extensions["pizza.producer"].close()
+        wsgi.extensions["pizza.revocations"].close()
     log.info("worker exited", pid=worker.pid)
 
 
@@ -212,6 +275,17 @@ def _child_exit(server, worker) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def _create_logouts_topic(kafka_config, log) -> None:
+    from pizza_webapp.revocation import LOGOUTS_TOPIC, create_logouts_topic
+
+    try:
+        outcome = create_logouts_topic(dict(kafka_config.properties), timeout=5.0)
+        log.info("logouts topic " + outcome, topic=LOGOUTS_TOPIC)
+    except Exception as exc:  # Kafka down, or topics are managed elsewhere (no Create ACL)
+        log.warning("logouts topic not created here; the workers wait for it", topic=LOGOUTS_TOPIC,
+                    error=str(exc) or type(exc).__name__)
 
 
 def serve() -> int:
@@ -228,7 +302,9 @@ def serve() -> int:
     if settings.secret_key_generated:
         log.warning("SECRET_KEY is not set: signing sessions with a random key; sessions end when the "
                     "webapp restarts and are not shared with other replicas. Set SECRET_KEY in production.")
-    log.info("starting webapp", port=settings.port, workers=settings.workers, threads=settings.threads,
+    _create_logouts_topic(kafka_config, log)
+    log.info("starting webapp", port=settings.port, workers=settings.workers, connections=settings.connections,
+             max_open_orders_per_customer=settings.max_open_orders,
              status_url=settings.status_url, metrics_dir=metrics_dir,
              bootstrap_servers=kafka_config.properties.get("bootstrap.servers"))
     _gunicorn_classes()(settings, kafka_config, metrics_dir).run()
