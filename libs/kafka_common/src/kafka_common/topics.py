@@ -1,7 +1,9 @@
 """The topics of the shop, their settings, and the re-runnable step that creates them.
 
-Every topic is keyed by order_id and has the same partition count, so one
+Every order topic is keyed by order_id and has the same partition count, so one
 order's events are co-partitioned across topics (delivery relies on this).
+pizza-logouts is the webapp's: keyed by session id, one partition, read whole by
+every webapp worker (see pizza_webapp.revocation).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ PIZZA_ASSEMBLED = "pizza-assembled"
 PIZZA_BAKED = "pizza-baked"
 PIZZA_STATUS = "pizza-status"
 PIZZA_DLQ = "pizza-dlq"
+PIZZA_LOGOUTS = "pizza-logouts"
 
 DEFAULT_PARTITIONS = 6
 HOUR_MS = 3_600_000
@@ -26,6 +29,7 @@ class TopicSpec:
     # Topic-level configs. The read model is rebuilt from pizza-ordered and
     # pizza-status, so they keep a day: far more than ORDER_TTL_HOURS (2 h).
     config: dict[str, str] = field(default_factory=dict)
+    partitions: int | None = None  # None: the shop's partition count (co-partitioned)
 
 
 TOPICS: tuple[TopicSpec, ...] = (
@@ -35,6 +39,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(PIZZA_STATUS, {"retention.ms": str(24 * HOUR_MS)}),
     # Operators inspect dead letters at leisure: keep them a week.
     TopicSpec(PIZZA_DLQ, {"retention.ms": str(7 * 24 * HOUR_MS)}),
+    # A logout must outlive the longest session cookie (12 h).
+    TopicSpec(PIZZA_LOGOUTS, {"retention.ms": str(13 * HOUR_MS)}, partitions=1),
 )
 
 
@@ -55,7 +61,7 @@ def create_topics(
 
     admin = AdminClient({**admin_config, "logger": logging.getLogger("librdkafka")})
     new = [
-        NewTopic(t.name, num_partitions=partitions, replication_factor=replication_factor, config=t.config)
+        NewTopic(t.name, num_partitions=t.partitions or partitions, replication_factor=replication_factor, config=t.config)
         for t in TOPICS
     ]
     result: dict[str, str] = {}

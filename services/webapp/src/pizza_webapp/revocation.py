@@ -7,10 +7,10 @@ be shared is the short list of sessions that were logged out before they expired
 from __future__ import annotations
 
 import json
-import logging
 import threading
 import time
 
+from kafka_common import topics
 from kafka_common.logging import get_logger
 
 
@@ -53,9 +53,7 @@ class RevokedSessions:
 
 # The shared record: one small topic that only the webapp writes and reads. Key and value
 # are the revoked session id and until when (epoch seconds); nothing else about the customer.
-LOGOUTS_TOPIC = "pizza-logouts"
-# Records are useless once the session they revoke has expired: keep them a little longer.
-LOGOUTS_RETENTION_MS = 13 * 3_600_000
+LOGOUTS_TOPIC = topics.PIZZA_LOGOUTS  # created with the shop's other topics (kafka_common.topics)
 PUBLISH_TIMEOUT_S = 4.0
 
 
@@ -165,22 +163,3 @@ class KafkaRevokedSessions(RevokedSessions):
             self._reader.join(timeout=2.0)
         if self._producer is not None:
             self._producer.flush(2.0)
-
-
-def create_logouts_topic(admin_config: dict, partitions: int = 1, timeout: float = 10.0) -> str:
-    """Create the topic if it is missing ("created" / "exists"); where topics are managed
-    elsewhere (Strimzi's KafkaTopic), a refusal is logged and the webapp starts anyway."""
-    from confluent_kafka import KafkaError, KafkaException
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    admin = AdminClient({**admin_config, "logger": logging.getLogger("librdkafka")})
-    topic = NewTopic(LOGOUTS_TOPIC, num_partitions=partitions, replication_factor=-1,
-                     config={"retention.ms": str(LOGOUTS_RETENTION_MS)})
-    future = admin.create_topics([topic], request_timeout=timeout)[LOGOUTS_TOPIC]
-    try:
-        future.result(timeout=timeout)
-        return "created"
-    except KafkaException as exc:
-        if exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
-            return "exists"
-        raise

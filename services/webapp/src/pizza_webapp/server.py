@@ -277,17 +277,6 @@ def _child_exit(server, worker) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
-def _create_logouts_topic(kafka_config, log) -> None:
-    from pizza_webapp.revocation import LOGOUTS_TOPIC, create_logouts_topic
-
-    try:
-        outcome = create_logouts_topic(dict(kafka_config.properties), timeout=5.0)
-        log.info("logouts topic " + outcome, topic=LOGOUTS_TOPIC)
-    except Exception as exc:  # Kafka down, or topics are managed elsewhere (no Create ACL)
-        log.warning("logouts topic not created here; the workers wait for it", topic=LOGOUTS_TOPIC,
-                    error=str(exc) or type(exc).__name__)
-
-
 def serve() -> int:
     metrics_dir = _prepare_metrics_dir()  # before anything imports prometheus_client
 
@@ -302,7 +291,6 @@ def serve() -> int:
     if settings.secret_key_generated:
         log.warning("SECRET_KEY is not set: signing sessions with a random key; sessions end when the "
                     "webapp restarts and are not shared with other replicas. Set SECRET_KEY in production.")
-    _create_logouts_topic(kafka_config, log)
     log.info("starting webapp", port=settings.port, workers=settings.workers, connections=settings.connections,
              max_open_orders_per_customer=settings.max_open_orders,
              status_url=settings.status_url, metrics_dir=metrics_dir,
