@@ -103,9 +103,10 @@ class ChaosSettings:
     clients: int = 4                  # customers ordering in parallel (at most this many requests open)
     calm_s: float = 6.0               # normal operation before the first fault and between faults
     broker_down_s: float = 10.0
-    recovery_timeout_s: float = 90.0  # for a replica to be ready again, for the shop to be back to normal
-    eviction_timeout_s: float = 120.0  # for a stopped replica to leave its group
-    drain_timeout_s: float = 120.0    # for every order to be delivered once the customers stop
+    recovery_timeout_s: float = 60.0  # from a fault (or the broker's return) until back to normal
+    eviction_timeout_s: float = 90.0  # for a stopped replica to leave its group
+    drain_timeout_s: float = 90.0     # for every order to be delivered once the customers stop
+    start_timeout_s: float = 180.0    # for the shop (and the broker) to start on a busy machine
     grace_s: float = 30.0             # the Helm chart's terminationGracePeriodSeconds
 
 
@@ -158,8 +159,11 @@ class Fleet:
     def start(self, component: str, slot: int, env: dict[str, str] | None = None) -> Replica:
         name = f"{component}-{slot}"
         http_port = free_port()
+        # The client.id names the replica in the group's description (held_by); a service
+        # that derives its own from INSTANCE_ID ends it the same way.
         proc_env = {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "LOG_FORMAT": "console", "HTTP_HOST": HOST,
-                    "HTTP_PORT": str(http_port), "INSTANCE_ID": name, **(env or {})}
+                    "HTTP_PORT": str(http_port), "INSTANCE_ID": name, "KAFKA_CLIENT_ID": f"pizza-{component}-{name}",
+                    **(env or {})}
         api_port = None
         if component == "status":
             api_port = free_port()
@@ -275,10 +279,10 @@ class LogWatcher:
     def delivered(self) -> set[str]:
         return {r.key for r in self.snapshot() if r.topic == topics.PIZZA_STATUS and r.status == STATUS_DELIVERED}
 
-    def oldest_wait(self) -> float:
-        """Seconds the longest-waiting input of any stage has been waiting (0 when none waits)."""
+    def oldest_wait(self, since: float = 0.0) -> float:
+        """Seconds the longest-waiting input (visible since `since`) has been waiting; 0 when none waits."""
         now = self.clock()
-        return max((now - r.at for _, r in pending_inputs(self.snapshot())), default=0.0)
+        return max((now - r.at for _, r in pending_inputs(self.snapshot()) if r.at >= since), default=0.0)
 
     def close(self) -> None:
         self._stop.set()
@@ -328,16 +332,21 @@ class Groups:
         return all(held) and set().union(*held) == wanted
 
 
+def members_of(replica: Replica, view: GroupView) -> list[Member]:
+    """The replica's members: named after its INSTANCE_ID (group.instance.id, or client.id)."""
+    return [m for m in view.members if m.name.endswith(f"-{replica.name}")]
+
+
 def held_by(replica: Replica, stage: Stage, before: GroupView | None, after: GroupView | None) -> frozenset[int] | None:
     """Partitions of the stage's input that the replica held in `before`.
 
-    Its member is the one named after its INSTANCE_ID (static membership, or a client.id
-    derived from it); otherwise the only member of `before` gone from `after` (a restarted or
-    evicted consumer rejoins under a new member id). None when that cannot be told.
+    Its member is the one named after it (members_of); otherwise the only member of `before`
+    gone from `after` (a restarted or evicted consumer rejoins under a new member id). None
+    when that cannot be told.
     """
     if before is None:
         return None
-    named = [m for m in before.members if m.name.endswith(replica.name)]
+    named = members_of(replica, before)
     if len(named) != 1 and after is not None:
         remaining = {m.member_id for m in after.members}
         named = [m for m in before.members if m.member_id not in remaining]
@@ -521,11 +530,16 @@ class Scenario:
             self.fleet.tend()
             time.sleep(min(CHECK_EVERY_S, max(0.0, until - self.clock())))
 
-    def normal(self) -> bool:
+    def normal(self, since: float = 0.0) -> bool:
+        """Every kitchen replica up and in its balanced group; nothing that arrived since `since` waits long.
+
+        Input older than `since` does not count: an order lost earlier would otherwise keep
+        every later phase from ever being normal (it is reported by the verdict).
+        """
         kitchen = [r for c in KITCHEN for r in self.fleet.of(c)]
         return (all(r.proc.running for r in kitchen)
                 and all(self.groups.balanced(s, self.settings.replicas) for s in STAGES)
-                and self.watcher.oldest_wait() <= NORMAL_WAIT_S)
+                and self.watcher.oldest_wait(since) <= NORMAL_WAIT_S)
 
     # -- set-up ------------------------------------------------------------------------------
     def start_shop(self) -> None:
@@ -541,16 +555,16 @@ class Scenario:
         status_url = self.status_api(self.fleet["status-0"])
         self.fleet.start("webapp", 0, {"STATUS_URL": status_url, "WEB_CONCURRENCY": "1"})
         for r in self.fleet.replicas.values():
-            r.proc.wait_ready(s.recovery_timeout_s * 2)
+            r.proc.wait_ready(s.start_timeout_s)
         self.groups = Groups(self.config)
         self.watcher = LogWatcher(self.config, self.clock)
-        if self.wait(self.normal, s.recovery_timeout_s, "kitchen groups balanced") is None:
+        if self.wait(self.normal, s.start_timeout_s, "kitchen groups balanced") is None:
             raise RuntimeError("the kitchen's consumer groups did not settle; see the logs in " + str(self.log_dir))
         self.say(f"shop ready; status API at {status_url}")
 
     def status_api(self, replica: Replica) -> str:
         """The query API's base URL: API_PORT where the service has one, else HTTP_PORT (older layout)."""
-        replica.proc.wait_ready(self.settings.recovery_timeout_s * 2)
+        replica.proc.wait_ready(self.settings.start_timeout_s)
         bases = [f"http://{HOST}:{p}" for p in (replica.api_port, replica.http_port)]
         found = self.wait(lambda: any(http_status(f"{b}/api/orders?customer_id=0")[0] == 200 for b in bases),
                           30.0, f"{replica.name}'s query API")
@@ -565,9 +579,10 @@ class Scenario:
         self.say(f"{kind} {target}")
         return fault
 
-    def settle(self, fault: Fault, replica: Replica | None = None, before: GroupView | None = None) -> None:
-        """Wait until back to normal; then note which partitions the faulty replica had held."""
-        at = self.wait(self.normal, self.settings.recovery_timeout_s, "back to normal")
+    def settle(self, fault: Fault, since: float, replica: Replica | None = None,
+               before: GroupView | None = None) -> None:
+        """Wait (until recovery_timeout_s after `since`) for normal; then note the partitions the replica had held."""
+        at = self.wait(lambda: self.normal(fault.started), self.remaining(since), "back to normal")
         fault.ended = self.clock()
         fault.back_to_normal = at is not None
         fault.figures["back to normal"] = fault.ended - fault.started if at is not None else None
@@ -577,8 +592,11 @@ class Scenario:
         self.say(f"{fault.kind} {fault.target}: " + ("back to normal" if at is not None else "NOT back to normal")
                  + f" after {fault.ended - fault.started:.1f} s")
 
+    def remaining(self, since: float) -> float:
+        return max(0.0, since + self.settings.recovery_timeout_s - self.clock())
+
     def ready_again(self, fault: Fault, replica: Replica, since: float) -> None:
-        at = self.wait(replica.proc.is_ready, self.settings.recovery_timeout_s, f"{replica.name} ready again")
+        at = self.wait(replica.proc.is_ready, self.remaining(since), f"{replica.name} ready again")
         fault.figures["ready after restart"] = None if at is None else at - since
 
     def kill9(self, name: str) -> None:
@@ -586,8 +604,9 @@ class Scenario:
         fault = self.begin("kill -9", name, (replica.component,))
         before = self.groups.describe(STAGE_BY_NAME[replica.component])
         self.fleet.crash(name)
-        self.ready_again(fault, replica, self.clock())
-        self.settle(fault, replica, before)
+        restarted = self.clock()
+        self.ready_again(fault, replica, restarted)
+        self.settle(fault, restarted, replica, before)
 
     def restart_broker(self) -> None:
         fault = self.begin("broker stop/start", "broker", KITCHEN)
@@ -596,12 +615,12 @@ class Scenario:
         fault.figures["controlled shutdown"] = fault.marks["down"] - fault.started
         self.hold(self.settings.broker_down_s)
         began = self.clock()
-        self.kafka.start()
+        self.kafka.start(self.settings.start_timeout_s)
         fault.marks["back"] = self.clock()
         fault.figures["down"] = began - fault.marks["down"]
         fault.figures["broker start"] = fault.marks["back"] - began
         self.say(f"broker answering again after {fault.figures['broker start']:.1f} s")
-        self.settle(fault)
+        self.settle(fault, fault.marks["back"])
 
     def freeze(self, name: str) -> None:
         replica = self.fleet[name]
@@ -609,13 +628,23 @@ class Scenario:
         fault = self.begin("SIGSTOP", name, (replica.component,))
         before = self.groups.describe(stage)
         replica.proc.signal(signal.SIGSTOP)
-        evicted = self.wait(lambda: self.groups.balanced(stage, self.settings.replicas - 1),
-                            self.settings.eviction_timeout_s, f"{name} evicted from {stage.group}")
+        evicted = self.wait(lambda: self.evicted(replica, stage, before), self.settings.eviction_timeout_s,
+                            f"{name} evicted from {stage.group}")
         fault.figures["evicted after"] = None if evicted is None else evicted - fault.started
         replica.proc.signal(signal.SIGCONT)
-        fault.figures["stopped for"] = self.clock() - fault.started
+        continued = self.clock()
+        fault.figures["stopped for"] = continued - fault.started
         self.say(f"SIGCONT {name} after {fault.figures['stopped for']:.1f} s")
-        self.settle(fault, replica, before)
+        self.settle(fault, continued, replica, before)
+
+    def evicted(self, replica: Replica, stage: Stage, before: GroupView | None) -> bool:
+        """The group no longer counts the replica: its member is gone (or, unnamed, one member fewer, balanced)."""
+        now = self.groups.describe(stage)
+        if now is None:
+            return False
+        if before is not None and members_of(replica, before):
+            return not members_of(replica, now)
+        return self.groups.balanced(stage, self.settings.replicas - 1)
 
     def sigterm(self, name: str) -> None:
         replica = self.fleet[name]
@@ -626,8 +655,9 @@ class Scenario:
         self.say(f"{name} exited with code {fault.exit.code} after {fault.exit.seconds:.1f} s"
                  + ("" if fault.exit.honoured else f" (SIGKILL after the {self.settings.grace_s:.0f} s grace)"))
         self.fleet.restart(name)
-        self.ready_again(fault, replica, self.clock())
-        self.settle(fault, replica, before)
+        restarted = self.clock()
+        self.ready_again(fault, replica, restarted)
+        self.settle(fault, restarted, replica, before)
 
     # -- the run ------------------------------------------------------------------------------
     def run(self) -> ChaosResult:

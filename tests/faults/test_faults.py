@@ -17,7 +17,7 @@ import pytest
 
 from benchmarks.faults import report, run_scenario
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 
 def test_kitchen_loses_and_repeats_nothing_through_kill_9_broker_restart_and_sigstop(dedicated_kafka, tmp_path):
