@@ -279,10 +279,12 @@ class LogWatcher:
     def delivered(self) -> set[str]:
         return {r.key for r in self.snapshot() if r.topic == topics.PIZZA_STATUS and r.status == STATUS_DELIVERED}
 
-    def oldest_wait(self, since: float = 0.0) -> float:
-        """Seconds the longest-waiting input (visible since `since`) has been waiting; 0 when none waits."""
+    def oldest_wait(self, since: float = 0.0) -> tuple[float, str]:
+        """Seconds the longest-waiting input (visible since `since`) has been waiting (0 if none), and which."""
         now = self.clock()
-        return max((now - r.at for _, r in pending_inputs(self.snapshot()) if r.at >= since), default=0.0)
+        waiting = [(now - r.at, f"{r.topic}[{r.partition}]@{r.offset} for {stage.name}")
+                   for stage, r in pending_inputs(self.snapshot()) if r.at >= since]
+        return max(waiting, default=(0.0, "-"))
 
     def close(self) -> None:
         self._stop.set()
@@ -302,6 +304,10 @@ class GroupView:
     state: str
     members: tuple[Member, ...]
 
+    def __str__(self) -> str:
+        held = ", ".join(f"{m.name} {len(m.partitions)}" for m in self.members)
+        return f"{self.state}, {len(self.members)} member(s) holding partitions: {held or '-'}"
+
 
 class Groups:
     """The kitchen's consumer groups, as the broker describes them."""
@@ -310,17 +316,24 @@ class Groups:
         self.admin = AdminClient(config)
         metadata = self.admin.list_topics(timeout=30)
         self.partitions = {t: sorted(metadata.topics[t].partitions) for t in WATCHED}
+        self.last_error: dict[str, str] = {}
 
     def describe(self, stage: Stage) -> GroupView | None:
         try:
-            group = self.admin.describe_consumer_groups([stage.group], request_timeout=5)[stage.group].result()
-        except Exception:  # KafkaException: the broker is away or the group is changing
+            future = self.admin.describe_consumer_groups([stage.group], request_timeout=5)[stage.group]
+            group = future.result(timeout=10)  # the request's own timeout is not trusted to hold
+        except Exception as exc:  # KafkaException, TimeoutError: the broker is away or the group is changing
+            self.last_error[stage.group] = f"{type(exc).__name__}: {exc}"
             return None
         members = tuple(Member(m.member_id, m.group_instance_id or m.client_id,
                                frozenset((tp.topic, tp.partition) for tp in m.assignment.topic_partitions))
                         for m in group.members)
         state = getattr(group.state, "name", str(group.state))
         return GroupView(state, members)
+
+    def summary(self, stage: Stage) -> str:
+        view = self.describe(stage)
+        return f"{stage.group}: " + (str(view) if view else f"not described ({self.last_error.get(stage.group)})")
 
     def balanced(self, stage: Stage, members: int) -> bool:
         """Stable, `members` members, each holding some partitions, together all of them."""
@@ -446,6 +459,7 @@ class Fault:
     target_partitions: frozenset[int] | None = None   # of the stage's input, held just before the fault
     figures: dict[str, float | None] = field(default_factory=dict)   # named durations in seconds
     marks: dict[str, float] = field(default_factory=dict)            # named instants
+    recovery: dict[str, float | None] = field(default_factory=dict)  # broker: seconds after it was back
     exit: Exit | None = None
 
 
@@ -511,7 +525,8 @@ class Scenario:
         print(f"# [{self.clock():6.1f} s] {text}", file=self.out, flush=True)
 
     # -- waiting ------------------------------------------------------------------------------
-    def wait(self, condition: Callable[[], object], timeout: float, what: str) -> float | None:
+    def wait(self, condition: Callable[[], object], timeout: float, what: str,
+             explain: Callable[[], str] | None = None) -> float | None:
         """Check condition (tending the fleet) until it holds: the instant it held, or None after timeout."""
         deadline = self.clock() + timeout
         while True:
@@ -519,7 +534,7 @@ class Scenario:
             if condition():
                 return self.clock()
             if self.clock() >= deadline:
-                self.say(f"{what}: not within {timeout:.0f} s")
+                self.say(f"{what}: not within {timeout:.0f} s" + (f"; {explain()}" if explain else ""))
                 return None
             time.sleep(CHECK_EVERY_S)
 
@@ -539,7 +554,14 @@ class Scenario:
         kitchen = [r for c in KITCHEN for r in self.fleet.of(c)]
         return (all(r.proc.running for r in kitchen)
                 and all(self.groups.balanced(s, self.settings.replicas) for s in STAGES)
-                and self.watcher.oldest_wait(since) <= NORMAL_WAIT_S)
+                and self.watcher.oldest_wait(since)[0] <= NORMAL_WAIT_S)
+
+    def abnormal(self, since: float = 0.0) -> str:
+        """What keeps the shop from being normal (for the log of a phase that did not recover)."""
+        down = [r.name for c in KITCHEN for r in self.fleet.of(c) if not r.proc.running]
+        waited, which = self.watcher.oldest_wait(since)
+        return "; ".join([f"down: {down}"] * bool(down) + [self.groups.summary(s) for s in STAGES]
+                         + [f"longest wait {waited:.1f} s ({which})"])
 
     # -- set-up ------------------------------------------------------------------------------
     def start_shop(self) -> None:
@@ -558,7 +580,7 @@ class Scenario:
             r.proc.wait_ready(s.start_timeout_s)
         self.groups = Groups(self.config)
         self.watcher = LogWatcher(self.config, self.clock)
-        if self.wait(self.normal, s.start_timeout_s, "kitchen groups balanced") is None:
+        if self.wait(self.normal, s.start_timeout_s, "kitchen groups balanced", self.abnormal) is None:
             raise RuntimeError("the kitchen's consumer groups did not settle; see the logs in " + str(self.log_dir))
         self.say(f"shop ready; status API at {status_url}")
 
@@ -582,7 +604,8 @@ class Scenario:
     def settle(self, fault: Fault, since: float, replica: Replica | None = None,
                before: GroupView | None = None) -> None:
         """Wait (until recovery_timeout_s after `since`) for normal; then note the partitions the replica had held."""
-        at = self.wait(lambda: self.normal(fault.started), self.remaining(since), "back to normal")
+        at = self.wait(lambda: self.normal(fault.started), self.remaining(since), "back to normal",
+                       lambda: self.abnormal(fault.started))
         fault.ended = self.clock()
         fault.back_to_normal = at is not None
         fault.figures["back to normal"] = fault.ended - fault.started if at is not None else None
@@ -629,7 +652,7 @@ class Scenario:
         before = self.groups.describe(stage)
         replica.proc.signal(signal.SIGSTOP)
         evicted = self.wait(lambda: self.evicted(replica, stage, before), self.settings.eviction_timeout_s,
-                            f"{name} evicted from {stage.group}")
+                            f"{name} evicted from {stage.group}", lambda: self.groups.summary(stage))
         fault.figures["evicted after"] = None if evicted is None else evicted - fault.started
         replica.proc.signal(signal.SIGCONT)
         continued = self.clock()
@@ -700,7 +723,13 @@ class Scenario:
         def drained() -> bool:
             return acknowledged <= self.watcher.delivered() and not pending_inputs(self.watcher.snapshot())
 
-        self.result.drained = self.wait(drained, self.settings.drain_timeout_s, "every order delivered") is not None
+        def undelivered() -> str:
+            waited, which = self.watcher.oldest_wait()
+            return (f"{len(acknowledged - self.watcher.delivered())} accepted order(s) not delivered; "
+                    f"longest wait {waited:.1f} s ({which})")
+
+        self.result.drained = self.wait(drained, self.settings.drain_timeout_s, "every order delivered",
+                                        undelivered) is not None
 
     def judge(self) -> None:
         result = self.result
@@ -714,10 +743,13 @@ class Scenario:
         self.say("reading every topic (read_committed) to its end")
         records = read_records(self.config, list(WATCHED), timeout=120.0)
         result.verdict = judge_log(records, self.load.acknowledged())
-        order_ids = sorted({r.key for r in records if r.topic == topics.PIZZA_ORDERED} | self.load.acknowledged())
+        # The orders the log says were delivered: each replica must show their whole timeline
+        # (the others are already counted as lost).
+        order_ids = sorted({r.key for r in records if r.topic == topics.PIZZA_STATUS
+                            and status_of(r.topic, r.value) == STATUS_DELIVERED})
         result.read_model_orders = len(order_ids)
         for replica in self.fleet.of("status"):
-            self.say(f"asking {replica.name} for {len(order_ids)} orders")
+            self.say(f"asking {replica.name} for {len(order_ids)} delivered orders")
             result.read_model[replica.name] = self.read_model_gaps(replica, order_ids)
 
     def broker_recovery(self, fault: Fault, seen: Sequence[Seen]) -> None:
@@ -728,14 +760,14 @@ class Scenario:
         def since_back(record: Seen | None) -> float | None:
             return None if record is None else record.at - back
 
-        fault.figures["first kitchen output for a new order"] = since_back(first_after(
+        fault.recovery["first kitchen output"] = since_back(first_after(
             seen, back, lambda r: r.key in new_orders and any(s.is_output(r) for s in STAGES)))
-        fault.figures["first new order delivered"] = since_back(first_after(
+        fault.recovery["first delivered"] = since_back(first_after(
             seen, back, lambda r: r.key in new_orders and STAGE_BY_NAME["delivery"].is_output(r)))
         firsts = [since_back(first_after(seen, back, s.is_output)) for s in STAGES]
-        fault.figures["every stage committing"] = None if None in firsts else max(firsts)
+        fault.recovery["every stage"] = None if None in firsts else max(firsts)
         accepted = [a.answered for a in self.load.attempts if a.code == 201 and a.answered >= back]
-        fault.figures["first order accepted"] = min(accepted) - back if accepted else None
+        fault.recovery["first accepted"] = min(accepted) - back if accepted else None
 
     def read_model_gaps(self, replica: Replica, order_ids: Sequence[str]) -> dict[str, list[int] | None]:
         """Orders whose timeline on this replica is not complete (waiting a little for it to catch up)."""
@@ -785,11 +817,12 @@ def fault_rows(result: ChaosResult) -> list[list[str]]:
     worst_base = max((longest(result.gaps.get(s.name, ()), base_from, base_to) for s in STAGES),
                      key=lambda g: g.seconds if g else -1, default=None)
     rows.append([f"{base_from:.0f}", "none (calm, for reference)", "-", "-",
-                 "-" if worst_base is None else f"{worst_base.seconds:.1f} {worst_base.stage}", "-", "-"])
+                 "-" if worst_base is None else f"{worst_base.seconds:.1f} p{worst_base.partition}", "-", "-",
+                 "" if worst_base is None else f"longest stall, in {worst_base.stage}"])
     for f in result.faults:
         gaps = [g for s in f.stages for g in result.gaps.get(s, ())]
         if f.target_partitions is None:
-            own, others, held = stall(gaps, f.started, f.ended), "-", "?"
+            own, others, held = stall(gaps, f.started, f.ended), "-", "all" if f.target == "broker" else "?"
         else:
             everything = {g.partition for g in gaps}
             own = stall(gaps, f.started, f.ended, f.target_partitions)
@@ -817,11 +850,11 @@ def report(result: ChaosResult) -> str:
     for f in result.faults:
         if "back" in f.marks:
             lines.append(f"\nBroker back (metadata answered) -> first kitchen output for an order placed after it "
-                         f"went down: {seconds(f.figures.get('first kitchen output for a new order'))} s "
+                         f"went down: {seconds(f.recovery.get('first kitchen output'))} s "
                          f"(target <= {BROKER_RECOVERY_TARGET_S:.0f} s); that order delivered: "
-                         f"{seconds(f.figures.get('first new order delivered'))} s; every stage committing: "
-                         f"{seconds(f.figures.get('every stage committing'))} s; webapp's first accepted order: "
-                         f"{seconds(f.figures.get('first order accepted'))} s")
+                         f"{seconds(f.recovery.get('first delivered'))} s; every stage committing: "
+                         f"{seconds(f.recovery.get('every stage'))} s; webapp's first accepted order: "
+                         f"{seconds(f.recovery.get('first accepted'))} s")
     exits = result.sigterm_exits()
     if exits:
         slowest = max(exits, key=lambda e: e.seconds)
@@ -838,7 +871,7 @@ def report(result: ChaosResult) -> str:
                  f"{v.dead_letters} dead letters")
     for replica, bad in result.read_model.items():
         lines.append(f"Read model {replica}: {result.read_model_orders - len(bad)}/{result.read_model_orders} "
-                     f"orders with the full timeline 100, 200, 300, 400")
+                     f"delivered orders with the full timeline 100, 200, 300, 400")
     lines.append("Unexpected exits: " + ("; ".join(f"{e.replica} code {e.code} at {at:.0f} s"
                                                    for at, e in result.unexpected) or "none"))
     lines.append(f"Scenario {result.seconds:.0f} s; logs in {result.log_dir}")

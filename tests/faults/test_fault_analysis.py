@@ -97,3 +97,37 @@ def test_an_order_in_the_log_without_a_201_is_still_judged():
 def test_a_read_model_timeline_must_be_the_whole_journey():
     bad = judge_timelines({"a": [100, 200, 300, 400], "b": [100, 200, 400], "c": None})
     assert bad == {"b": [100, 200, 400], "c": None}
+
+
+def test_the_report_shows_every_fault_and_problems_name_only_correctness():
+    from pathlib import Path
+
+    from benchmarks.fault_analysis import Gap, LogVerdict
+    from benchmarks.faults import ChaosResult, ChaosSettings, Exit, Fault, report
+
+    kill = Fault("kill -9", "bake-0", ("bake",), started=20.0, ended=40.0, back_to_normal=True,
+                 target_partitions=frozenset({0, 1, 2}), figures={"back to normal": 20.0, "ready after restart": 4.0})
+    broker = Fault("broker stop/start", "broker", ("assemble", "bake", "delivery"), started=50.0, ended=90.0,
+                   marks={"down": 52.0, "back": 70.0}, figures={"down": 10.0},
+                   recovery={"first kitchen output": 3.5, "first delivered": None})
+    slow_exit = Exit("delivery-1", -9, 30.0, honoured=False)
+    term = Fault("SIGTERM", "delivery-1", ("delivery",), started=100.0, ended=110.0, exit=slow_exit)
+    result = ChaosResult(ChaosSettings(), Path("/logs"), seconds=120.0, faults=[kill, broker, term],
+                         baseline=(5.0, 19.0), drained=True, read_model_orders=10,
+                         gaps={"bake": [Gap("bake", 1, 21.0, 33.5), Gap("bake", 4, 22.0, 22.4)],
+                               "assemble": [Gap("assemble", 0, 60.0, 75.0, open=True), Gap("assemble", 2, 8.0, 8.3)]},
+                         verdict=LogVerdict(orders=10, delivered=10), read_model={"status-0": {}},
+                         shutdown=[Exit("bake-1", 0, 1.2)])
+    text = report(result)
+    assert "12.5 p1" in text and "0.4 p4" in text            # the victim's and the survivor's stalls
+    assert "15.0 (open) p0" in text                          # the broker's longest, still open
+    assert "0.3 p2" in text                                  # the calm reference
+    assert "first kitchen output for an order placed after it went down: 3.5 s" in text
+    assert "NOT honoured: ['delivery-1']" in text
+    assert "10/10 delivered orders" in text
+    assert result.problems() == []                           # a late SIGKILL is a figure, not a failure
+    result.unexpected = [(33.0, Exit("assemble-1", 1, 0.0, log_tail="Traceback"))]
+    result.shutdown.append(Exit("status-0", 1, 0.5))
+    problems = result.problems()
+    assert len(problems) == 2 and "assemble-1 exited by itself with code 1" in problems[0]
+    assert "status-0 exited with code 1 after SIGTERM" in problems[1]
