@@ -313,6 +313,7 @@ class Groups:
     """The kitchen's consumer groups, as the broker describes them."""
 
     def __init__(self, config: dict):
+        self.config = config
         self.admin = AdminClient(config)
         metadata = self.admin.list_topics(timeout=30)
         self.partitions = {t: sorted(metadata.topics[t].partitions) for t in WATCHED}
@@ -324,6 +325,9 @@ class Groups:
             group = future.result(timeout=10)  # the request's own timeout is not trusted to hold
         except Exception as exc:  # KafkaException, TimeoutError: the broker is away or the group is changing
             self.last_error[stage.group] = f"{type(exc).__name__}: {exc}"
+            # Seen here: after the broker's restart an admin client kept timing out while a new
+            # one answered at once. A fresh client for the next look costs a few milliseconds.
+            self.admin = AdminClient(self.config)
             return None
         members = tuple(Member(m.member_id, m.group_instance_id or m.client_id,
                                frozenset((tp.topic, tp.partition) for tp in m.assignment.topic_partitions))
@@ -476,6 +480,8 @@ class ChaosResult:
     verdict: LogVerdict = field(default_factory=LogVerdict)
     read_model: dict[str, dict[str, list[int] | None]] = field(default_factory=dict)  # replica -> bad timelines
     read_model_orders: int = 0
+    records: int = 0                  # committed records in the final read
+    unseen: int = 0                   # of which the live reader never saw (its figures are then incomplete)
     unexpected: list[tuple[float, Exit]] = field(default_factory=list)
     shutdown: list[Exit] = field(default_factory=list)
 
@@ -743,6 +749,9 @@ class Scenario:
         self.say("reading every topic (read_committed) to its end")
         records = read_records(self.config, list(WATCHED), timeout=120.0)
         result.verdict = judge_log(records, self.load.acknowledged())
+        seen_at = {(r.topic, r.partition, r.offset) for r in self.watcher.snapshot()}
+        result.records = len(records)
+        result.unseen = sum((r.topic, r.partition, r.offset) not in seen_at for r in records)
         # The orders the log says were delivered: each replica must show their whole timeline
         # (the others are already counted as lost).
         order_ids = sorted({r.key for r in records if r.topic == topics.PIZZA_STATUS
@@ -874,6 +883,8 @@ def report(result: ChaosResult) -> str:
                      f"delivered orders with the full timeline 100, 200, 300, 400")
     lines.append("Unexpected exits: " + ("; ".join(f"{e.replica} code {e.code} at {at:.0f} s"
                                                    for at, e in result.unexpected) or "none"))
+    lines.append(f"Live reader: saw {result.records - result.unseen} of the {result.records} committed records"
+                 + (" (the stall figures miss the rest)" if result.unseen else ""))
     lines.append(f"Scenario {result.seconds:.0f} s; logs in {result.log_dir}")
     return "\n".join(lines)
 
