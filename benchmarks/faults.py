@@ -357,19 +357,22 @@ def members_of(replica: Replica, view: GroupView) -> list[Member]:
 def held_by(replica: Replica, stage: Stage, before: GroupView | None, after: GroupView | None) -> frozenset[int] | None:
     """Partitions of the stage's input that the replica held in `before`.
 
-    Its member is the one named after it (members_of); otherwise the only member of `before`
-    gone from `after` (a restarted or evicted consumer rejoins under a new member id). None
-    when that cannot be told.
+    Its members are the ones named after it (members_of: after a broker restart the group can
+    list a replica's old member next to its new one until the old one expires); otherwise the
+    only member of `before` gone from `after` (a restarted or evicted consumer rejoins under
+    a new member id). None when that cannot be told.
     """
     if before is None:
         return None
     named = members_of(replica, before)
-    if len(named) != 1 and after is not None:
+    if not named and after is not None:
         remaining = {m.member_id for m in after.members}
         named = [m for m in before.members if m.member_id not in remaining]
-    if len(named) != 1:
+        if len(named) != 1:
+            return None
+    if not named:
         return None
-    return frozenset(p for t, p in named[0].partitions if t == stage.input)
+    return frozenset(p for m in named for t, p in m.partitions if t == stage.input)
 
 
 # --------------------------------------------------------------------------- customers

@@ -131,3 +131,26 @@ def test_the_report_shows_every_fault_and_problems_name_only_correctness():
     problems = result.problems()
     assert len(problems) == 2 and "assemble-1 exited by itself with code 1" in problems[0]
     assert "status-0 exited with code 1 after SIGTERM" in problems[1]
+
+
+def test_a_replicas_partitions_are_found_by_its_name_or_by_the_member_that_left():
+    from benchmarks.fault_analysis import STAGE_BY_NAME
+    from benchmarks.faults import GroupView, Member, held_by
+
+    class Named:
+        name = "bake-1"
+
+    bake = STAGE_BY_NAME["bake"]
+
+    def member(member_id, name, *partitions):
+        return Member(member_id, name, frozenset((topics.PIZZA_ASSEMBLED, p) for p in partitions))
+
+    named = GroupView("STABLE", (member("a", "pizza-bake-bake-0", 0, 1, 2), member("b", "pizza-bake-bake-1", 3, 4, 5)))
+    assert held_by(Named, bake, named, None) == {3, 4, 5}
+    # After a broker restart: the old member (holding) and the new one (not yet) under one name.
+    doubled = GroupView("PREPARING_REBALANCING", (*named.members, member("c", "pizza-bake-bake-1")))
+    assert held_by(Named, bake, doubled, None) == {3, 4, 5}
+    anonymous = GroupView("STABLE", (member("a", "pizza-bake", 0, 1, 2), member("b", "pizza-bake", 3, 4, 5)))
+    after = GroupView("STABLE", (member("a", "pizza-bake", 0, 1, 2), member("d", "pizza-bake", 3, 4, 5)))
+    assert held_by(Named, bake, anonymous, after) == {3, 4, 5}
+    assert held_by(Named, bake, anonymous, anonymous) is None   # nobody left: cannot tell
