@@ -597,11 +597,13 @@ class Scenario:
         """The query API's base URL: API_PORT where the service has one, else HTTP_PORT (older layout)."""
         replica.proc.wait_ready(self.settings.start_timeout_s)
         bases = [f"http://{HOST}:{p}" for p in (replica.api_port, replica.http_port)]
-        found = self.wait(lambda: any(http_status(f"{b}/api/orders?customer_id=0")[0] == 200 for b in bases),
-                          30.0, f"{replica.name}'s query API")
-        if found is None:
+
+        def serving() -> str | None:  # the API answers a listing; any other server answers 404
+            return next((b for b in bases if http_status(f"{b}/api/orders?customer_id=0")[0] == 200), None)
+
+        if self.wait(serving, 30.0, f"{replica.name}'s query API") is None:
             raise RuntimeError(f"{replica.name} serves /api/orders on neither {bases}")
-        return next(b for b in bases if http_status(f"{b}/api/orders?customer_id=0")[0] == 200)
+        return serving() or bases[-1]
 
     # -- the faults ------------------------------------------------------------------------------
     def begin(self, kind: str, target: str, stages: Iterable[str]) -> Fault:
