@@ -598,12 +598,15 @@ class Scenario:
         replica.proc.wait_ready(self.settings.start_timeout_s)
         bases = [f"http://{HOST}:{p}" for p in (replica.api_port, replica.http_port)]
 
-        def serving() -> str | None:  # the API answers a listing; any other server answers 404
-            return next((b for b in bases if http_status(f"{b}/api/orders?customer_id=0")[0] == 200), None)
+        found: list[str] = []
+
+        def serving() -> bool:  # the API answers a listing; the other port answers 404 or nothing
+            found[:] = [b for b in bases if http_status(f"{b}/api/orders?customer_id=0")[0] == 200][:1]
+            return bool(found)
 
         if self.wait(serving, 30.0, f"{replica.name}'s query API") is None:
             raise RuntimeError(f"{replica.name} serves /api/orders on neither {bases}")
-        return serving() or bases[-1]
+        return found[0]
 
     # -- the faults ------------------------------------------------------------------------------
     def begin(self, kind: str, target: str, stages: Iterable[str]) -> Fault:
