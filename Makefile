@@ -10,7 +10,7 @@ HELM_VERSION := v3.22.0
 ACTIONLINT_VERSION := v1.7.7
 export PATH := $(TOOLS_BIN):$(PATH)
 
-.PHONY: help venv run kafka topics test test-fast test-pods lint images tools bench clean
+.PHONY: help venv run kafka topics test test-fast test-pods lint images tools bench chaos clean
 
 help:
 	@echo "make run        the whole shop locally (Kafka + five services), http://127.0.0.1:8000"
@@ -21,6 +21,7 @@ help:
 	@echo "make test-pods  run the Helm chart's pods under podman"
 	@echo "make lint       ruff"
 	@echo "make bench      benchmarks on a local broker, numbers printed (ARGS=--quick, see docs/benchmarks.md)"
+	@echo "make chaos      the kitchen under kill -9, a broker restart and SIGSTOP: stall and recovery times printed"
 
 $(VENV)/.installed: $(foreach p,$(PACKAGES),$(p)/pyproject.toml) requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -65,6 +66,10 @@ test-pods: venv tools
 
 bench: venv
 	$(PY) -m benchmarks $(ARGS)
+
+# The fault scenario of tests/faults as a program: figures printed, exit 1 if an order was lost or repeated.
+chaos: venv
+	$(PY) -m benchmarks.faults $(ARGS)
 
 clean:
 	rm -rf $(VENV) .cache/kafka-data
