@@ -230,6 +230,20 @@ def test_replaying_the_log_into_the_same_database_changes_nothing(tmp_path, cloc
     assert fresh == first
 
 
+def test_an_event_that_fails_halfway_leaves_nothing_behind_in_a_file(tmp_path, clock):
+    """A crash between recording an event and applying it would make the replay skip it."""
+    model = ReadModel(str(tmp_path / "orders.sqlite"), clock=clock)
+    oid = events.new_order_id()
+    model.apply_ordered(ordered(oid))
+    model._db.execute("CREATE TEMP TRIGGER crash BEFORE UPDATE ON orders BEGIN SELECT RAISE(ABORT, 'crash'); END")
+    oven = status(oid, 200)
+    with pytest.raises(sqlite3.DatabaseError, match="crash"):
+        model.apply_status(oven)
+    model._db.execute("DROP TRIGGER crash")
+    model.apply_status(oven)   # the replay after the restart
+    assert model.order(oid)["status"] == 200 and timeline(model, oid) == [100, 200]
+
+
 def test_a_database_of_an_older_layout_is_rebuilt(tmp_path, clock):
     path = tmp_path / "orders.sqlite"
     with sqlite3.connect(path) as db:
