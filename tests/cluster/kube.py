@@ -34,7 +34,9 @@ def tool(name: str) -> str:
 
 
 def run(*cmd: str, check: bool = True, timeout: float = 300, input: str | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "KUBECONFIG": str(KUBECONFIG)}
+    # The cluster's own binaries (kubectl, skaffold) and `make tools`' helm first, for child tools too.
+    env = {**os.environ, "KUBECONFIG": str(KUBECONFIG),
+           "PATH": f"{BIN}:{REPO / '.cache' / 'bin'}:{os.environ.get('PATH', '')}"}
     proc = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout, input=input, env=env)
     if check and proc.returncode != 0:
         pytest.fail(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")

@@ -4,6 +4,7 @@
 # which stops Kafka cleanly).
 #   KAFKA_ADVERTISED_HOST  the name clients reach this broker by (required)
 #   KAFKA_PORT             client listener port (default 9092)
+#   KAFKA_CONTROLLER_PORT  the KRaft controller's port, on localhost (default 9093)
 #   KAFKA_CLUSTER_ID       cluster id used when formatting (required on first start)
 #   KAFKA_DATA_DIR         log dir (default /var/lib/kafka/data)
 #   KAFKA_HEAP_OPTS        JVM heap flags (default -Xms256m -Xmx512m)
@@ -11,14 +12,15 @@
 set -euo pipefail
 : "${KAFKA_ADVERTISED_HOST:?set KAFKA_ADVERTISED_HOST}"
 port="${KAFKA_PORT:-9092}"
+controller_port="${KAFKA_CONTROLLER_PORT:-9093}"
 data="${KAFKA_DATA_DIR:-/var/lib/kafka/data}"
 config=/tmp/server.properties
 mkdir -p "$data"
 {
     echo "process.roles=broker,controller"
     echo "node.id=1"
-    echo "controller.quorum.voters=1@localhost:9093"
-    echo "listeners=PLAINTEXT://:$port,CONTROLLER://localhost:9093"
+    echo "controller.quorum.voters=1@localhost:$controller_port"
+    echo "listeners=PLAINTEXT://:$port,CONTROLLER://localhost:$controller_port"
     echo "advertised.listeners=PLAINTEXT://$KAFKA_ADVERTISED_HOST:$port"
     echo "inter.broker.listener.name=PLAINTEXT"
     echo "controller.listener.names=CONTROLLER"
