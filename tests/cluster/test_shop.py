@@ -312,6 +312,18 @@ def test_liveness_probe_restarts_a_stuck_consumer():
     load.check_every_order_delivered_once()
 
 
+def test_helm_test_passes_with_a_kitchen_stage_disabled(version):
+    """The chart's own plain-bootstrap example disables bake: the test then follows the order
+    to the oven (200) and passes, instead of waiting out its timeout for a delivery."""
+    helm("upgrade", RELEASE, CHART, "--version", version, "--plain-http", "-n", NAMESPACE, "--reuse-values",
+         "--set", "components.bake.enabled=false", "--wait", "--timeout", "5m", timeout=330)
+    assert "bake" not in deployments()
+    started = time.monotonic()
+    out = helm("test", RELEASE, "-n", NAMESPACE, "--logs", "--timeout", "3m", timeout=200).stdout
+    print(f"\nhelm test without bake in {time.monotonic() - started:.0f} s")
+    assert "PASS: the order reached status 200" in out, out
+
+
 # --------------------------------------------------------------------------- uninstall
 
 

@@ -5,7 +5,6 @@ Runs after test_shop.py has uninstalled its release (same namespace and release 
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
@@ -18,11 +17,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 def skaffold(*args: str, timeout: float = 1200):
     return run(tool("skaffold"), *args, "--kube-context", "pizza", "--update-check=false", "--interactive=false",
-               timeout=timeout)
+               timeout=timeout, cwd=REPO)
 
 
 def test_skaffold_run_with_the_local_profile():
-    os.chdir(REPO)
     started = time.monotonic()
     skaffold("run", "-p", "local", "--status-check=true", "--collect-metrics=false")
     print(f"\nskaffold run -p local in {time.monotonic() - started:.0f} s")
