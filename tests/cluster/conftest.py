@@ -23,12 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 if os.environ.get("PIZZA_CLUSTER_TESTS") != "1":
     collect_ignore_glob = ["test_*.py"]
 
-from kube import REGISTRY, REPO, RUN, helm, kubectl, run  # noqa: E402
-
-NAMESPACE = "pizza"
-RELEASE = "pizza-shop"
-CHART = f"oci://{REGISTRY}/charts/pizza-shop"
-INSTANCE = f"app.kubernetes.io/instance={RELEASE}"
+from kube import INSTANCE, NAMESPACE, RELEASE, REPO, RUN, helm, kubectl, run  # noqa: E402
 
 
 @pytest.fixture(scope="session")

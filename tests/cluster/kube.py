@@ -21,6 +21,11 @@ KUBECONFIG = RUN / "pki" / "admin.kubeconfig"
 CONTAINERD_SOCK = RUN / "containerd" / "containerd.sock"
 REGISTRY = f"localhost:{os.environ.get('REGISTRY_PORT', '5000')}"
 BIN = CLUSTER_HOME / "bin"
+# The release the tests install (scripts/cluster/install-shop.sh's names).
+NAMESPACE = "pizza"
+RELEASE = "pizza-shop"
+CHART = f"oci://{REGISTRY}/charts/pizza-shop"
+INSTANCE = f"app.kubernetes.io/instance={RELEASE}"
 
 
 def tool(name: str) -> str:

@@ -19,9 +19,23 @@ from collections import Counter
 
 import pytest
 import requests
-from kube import KUBECONFIG, REGISTRY, container_pid, get, helm, is_ready, kubectl, pods, run, tool
+from kube import (
+    CHART,
+    INSTANCE,
+    KUBECONFIG,
+    NAMESPACE,
+    REGISTRY,
+    RELEASE,
+    container_pid,
+    get,
+    helm,
+    is_ready,
+    kubectl,
+    pods,
+    run,
+    tool,
+)
 
-from conftest import CHART, INSTANCE, NAMESPACE, RELEASE
 from kafka_common.menu import STATUS_DELIVERED, STATUS_IN_OVEN, STATUS_OUT_FOR_DELIVERY, STATUS_RECEIVED
 from local_kafka.customer import Customer, pizza
 from local_kafka.testing import wait_until
@@ -272,7 +286,8 @@ def test_orders_survive_a_node_drain_that_respects_the_disruption_budgets():
         # One node: each Deployment may lose one of its two pods; the second eviction is refused
         # by its PodDisruptionBudget until a replacement is Ready, which the cordoned node never
         # gets. The drain gives up at its timeout, with every stage still serving.
-        drain = kubectl("drain", node, "--pod-selector", INSTANCE, "--delete-emptydir-data",
+        drain = kubectl("drain", node, "--pod-selector", f"{INSTANCE},app.kubernetes.io/component!=test",
+                        "--delete-emptydir-data",
                         "--ignore-daemonsets", "--timeout=45s", check=False, timeout=120)
         load.wait_for_orders(10)
         kubectl("uncordon", node)

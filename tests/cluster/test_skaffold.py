@@ -8,9 +8,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from kube import REGISTRY, REPO, get, run, tool
-
-from conftest import INSTANCE, NAMESPACE
+from kube import INSTANCE, NAMESPACE, REGISTRY, REPO, get, run, tool
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
