@@ -31,6 +31,9 @@ def server():
         "apiVersion": "v1", "kind": "Namespace",
         "metadata": {"name": NAMESPACE, "labels": {"pod-security.kubernetes.io/enforce": "restricted",
                                                     "pod-security.kubernetes.io/warn": "restricted"}}}))
+    # One values file puts the dashboards in Grafana's namespace.
+    kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "Namespace",
+                                                  "metadata": {"name": "monitoring"}}))
     version = json.loads(kubectl("version", "-o", "json").stdout)["serverVersion"]["gitVersion"]
     return version.lstrip("v")
 
