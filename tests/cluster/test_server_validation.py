@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from kube import REPO, kubectl, run, tool
 
 sys.path.insert(0, str(REPO / "tests" / "chart"))
@@ -43,8 +44,12 @@ def test_the_apiserver_accepts_every_object(server, values: Path | None):
     args = ["template", "pizza-shop", str(CHART), "-n", NAMESPACE, "--kube-version", server]
     if values is not None:
         args += ["-f", str(values)]
-    manifests = run(tool("helm"), *args).stdout
-    applied = kubectl("apply", "--dry-run=server", "-n", NAMESPACE, "-f", "-", input=manifests, check=False)
+    docs = [d for d in yaml.safe_load_all(run(tool("helm"), *args).stdout) if d]
+    # As `helm install -n` does: objects without a namespace go to the release's (one values
+    # file puts the dashboards in another namespace, which kubectl -n would refuse).
+    for d in docs:
+        d["metadata"].setdefault("namespace", NAMESPACE)
+    applied = kubectl("apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump_all(docs), check=False)
     assert applied.returncode == 0, applied.stderr
     # Pod Security warnings (and any other) come on stderr even when the apply succeeds.
     assert "Warning" not in applied.stderr, applied.stderr
