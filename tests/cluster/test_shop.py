@@ -129,7 +129,12 @@ class Load:
         """Every accepted order ends delivered, its timeline each status exactly once, in order."""
         def undelivered():
             return [(c, o) for c in self.customers for o in c.orders if c.get(o)["status"] != STATUS_DELIVERED]
-        wait_until(lambda: not undelivered(), DELIVERY_TIMEOUT_S, "every accepted order delivered", interval=2)
+        try:
+            wait_until(lambda: not undelivered(), DELIVERY_TIMEOUT_S, "every accepted order delivered", interval=2)
+        except AssertionError:
+            stuck = {o: c.get(o)["status"] for c, o in undelivered()}
+            raise AssertionError(f"{len(stuck)} of {self.accepted} accepted orders not delivered within "
+                                 f"{DELIVERY_TIMEOUT_S} s (order: last status): {stuck}") from None
         for c in self.customers:
             listed = [o["order_id"] for o in c.listed()]
             assert Counter(listed) == Counter(c.orders), f"{c.username}: listed orders differ from the accepted ones"
