@@ -349,9 +349,12 @@ def test_helm_test_passes_with_a_kitchen_stage_disabled(version):
 
 def test_uninstall_removes_the_release():
     helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait", "--timeout", "5m", timeout=330)
-    left = get("all,configmaps,secrets,networkpolicies,poddisruptionbudgets,serviceaccounts",
-               "-n", NAMESPACE, "-l", INSTANCE)["items"]
+    left = get("deployments,replicasets,services,configmaps,secrets,networkpolicies,poddisruptionbudgets,"
+               "serviceaccounts", "-n", NAMESPACE, "-l", INSTANCE)["items"]
+    assert [f"{o['kind']}/{o['metadata']['name']}" for o in left] == []
+    # The pods go as the garbage collector deletes their ReplicaSets and they stop gracefully.
     # Helm never deletes test hooks: the last test pod is all that may stay (with its logs).
-    leftovers = [f"{o['kind']}/{o['metadata']['name']}" for o in left]
-    assert leftovers in ([], [f"Pod/{RELEASE}-test-order"]), leftovers
+    def pods_left():
+        return sorted(p["metadata"]["name"] for p in pods(NAMESPACE, INSTANCE))
+    wait_until(lambda: pods_left() in ([], [f"{RELEASE}-test-order"]), 180, "the release's pods gone", interval=2)
     kubectl("delete", "pod", "-n", NAMESPACE, f"{RELEASE}-test-order", "--ignore-not-found")
