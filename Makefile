@@ -10,7 +10,7 @@ HELM_VERSION := v3.22.0
 ACTIONLINT_VERSION := v1.7.7
 export PATH := $(TOOLS_BIN):$(PATH)
 
-.PHONY: help venv run kafka topics test test-fast test-pods lint images tools bench chaos clean
+.PHONY: help venv run kafka topics test test-fast lint images tools bench chaos clean
 
 help:
 	@echo "make run        the whole shop locally (Kafka + five services), http://127.0.0.1:8000"
@@ -18,7 +18,9 @@ help:
 	@echo "make kafka      only the local Kafka broker, in the foreground"
 	@echo "make topics     create the shop's topics on KAFKA_BOOTSTRAP_SERVERS (re-runnable)"
 	@echo "make images     build the five container images with podman"
-	@echo "make test-pods  run the Helm chart's pods under podman"
+	@echo "make cluster    (root) a real single-node Kubernetes here, the shop released to its registry and installed"
+	@echo "make cluster-down  stop the cluster; remove its bridge, iptables chains and mounts"
+	@echo "make test-cluster  (root) the chart's tests on that cluster (tests/cluster)"
 	@echo "make lint       ruff"
 	@echo "make bench      benchmarks on a local broker, numbers printed (ARGS=--quick, see docs/benchmarks.md)"
 	@echo "make chaos      the kitchen under kill -9, a broker restart and SIGSTOP: stall and recovery times printed"
@@ -61,9 +63,6 @@ test: venv tools
 test-fast: venv
 	$(VENV)/bin/pytest -m "not slow"
 
-test-pods: venv tools
-	$(VENV)/bin/pytest -s tests/pods
-
 bench: venv
 	$(PY) -m benchmarks $(ARGS)
 
@@ -73,3 +72,33 @@ chaos: venv
 
 clean:
 	rm -rf $(VENV) .cache/kafka-data
+
+# --- the local Kubernetes cluster (scripts/cluster, docs/cluster.md) ----------
+# Binaries are built once into $(PIZZA_CLUSTER_HOME) (outside the clone, so that
+# every fresh clone reuses them); the cluster's state lives there too.
+export PIZZA_CLUSTER_HOME ?= $(HOME)/.cache/pizza-cluster
+CLUSTER_KUBECONFIG := $(PIZZA_CLUSTER_HOME)/run/pki/admin.kubeconfig
+.PHONY: cluster cluster-up cluster-down cluster-release test-cluster
+
+cluster: cluster-up cluster-release
+	bash scripts/cluster/install-shop.sh
+	@echo
+	@echo "The shop runs on a real local cluster. Open it:"
+	@echo "  export KUBECONFIG=$(CLUSTER_KUBECONFIG) PATH=$(PIZZA_CLUSTER_HOME)/bin:\$$PATH"
+	@echo "  kubectl -n pizza port-forward svc/pizza-shop-webapp 8000:8080   # http://127.0.0.1:8000"
+	@echo "  kubectl -n pizza logs deploy/pizza-shop-bake"
+	@echo "  helm test pizza-shop -n pizza --logs"
+
+cluster-up: tools
+	bash scripts/install-system-deps.sh
+	bash scripts/cluster/build.sh
+	bash scripts/cluster/cluster.sh up
+
+cluster-release: cluster-up
+	bash scripts/cluster/release.sh
+
+cluster-down:
+	bash scripts/cluster/cluster.sh down
+
+test-cluster: venv cluster-release
+	PIZZA_CLUSTER_TESTS=1 $(VENV)/bin/pytest -s tests/cluster

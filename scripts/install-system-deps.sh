@@ -2,7 +2,11 @@
 # Installs the system packages `make test` needs on Debian/Ubuntu (run as root):
 # Java + Maven for the local Kafka broker, podman/runc/debootstrap for the
 # container images and the pod checks, Prometheus for the metrics tests,
-# Chromium for the browser test, Go for helm/actionlint (built by `make tools`).
+# Chromium for the browser test, Go for helm/actionlint (built by `make tools`),
+# and for the local Kubernetes cluster (`make cluster`, tests/cluster): etcd,
+# containerd, runc, the CNI plugins, iptables and conntrack for kube-proxy
+# (the Kubernetes binaries themselves are built from Go modules by
+# scripts/cluster/build.sh).
 # Already-installed packages are left alone, so a warm machine spends no time here.
 set -euo pipefail
 
@@ -10,6 +14,7 @@ packages=(
   openjdk-17-jre-headless maven golang-go
   podman runc debootstrap uidmap fuse-overlayfs slirp4netns
   prometheus chromium kcat curl ca-certificates
+  etcd-server containerd containernetworking-plugins iptables conntrack openssl
 )
 missing=()
 for pkg in "${packages[@]}"; do

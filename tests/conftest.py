@@ -1,4 +1,4 @@
-"""Fixtures shared by the container test folders (tests/images, tests/pods)."""
+"""Fixtures shared by the container test folders (tests/images)."""
 
 from __future__ import annotations
 

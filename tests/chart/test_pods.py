@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
 import yaml
 from chart_helpers import CHART, COMPONENTS, RELEASE, helm, parse_manifests, template_args
 
@@ -47,7 +48,10 @@ def test_probes(rendered):
         where = f"{rendered.name} {d['metadata']['name']}"
         component = d["metadata"]["labels"]["app.kubernetes.io/component"]
         (c,) = d["spec"]["template"]["spec"]["containers"]
-        assert c["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}], where
+        expected_ports = [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+        if component == "status":
+            expected_ports.insert(0, {"name": "api", "containerPort": 8081, "protocol": "TCP"})
+        assert c["ports"] == expected_ports, where
         for probe, path in (("startupProbe", "/healthz"), ("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
             assert c[probe]["httpGet"] == {"path": path, "port": "http"}, f"{where} {probe}"
         live = c["livenessProbe"]
@@ -71,6 +75,8 @@ def test_environment(rendered):
         config_name = source["configMapRef"]["name"]
         config = rendered.get("ConfigMap", config_name)["data"]
         env = {e["name"]: e for e in c.get("env", [])}
+        # Stable per replica: the pod's name, for transactional.id and group.instance.id.
+        assert env["INSTANCE_ID"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}, where
         names = set(config) | set(env)
         assert not (set(config) & set(env)), where
         unknown = {n for n in names if n.startswith("KAFKA_")} - KAFKA_ENV - extra
@@ -83,10 +89,16 @@ def test_environment(rendered):
         volumes = {v["name"]: v for v in pod["volumes"]}
         if component == "status":
             assert config["STATUS_DB_PATH"] == "/tmp/status.db", where
+            assert config["API_PORT"] == "8081", where
         if component in ("assemble", "bake", "delivery"):
             assert float(config["KITCHEN_TIME_SCALE"]) == float(values["kitchenTimeScale"]), where
         if component == "webapp":
-            assert config["STATUS_URL"] == f"http://{RELEASE}-status:8080", where
+            # status's query API on its own port, behind the Service port named "api".
+            assert config["STATUS_URL"] == f"http://{RELEASE}-status:8081", where
+            status_svc = rendered.get("Service", f"{RELEASE}-status")
+            assert {"name": "api", "port": 8081, "targetPort": "api", "protocol": "TCP"} in status_svc["spec"]["ports"]
+            tls = values["ingress"]["enabled"] and values["ingress"]["tls"]
+            assert config.get("SESSION_COOKIE_SECURE") == ("true" if tls else None), where
             assert "emptyDir" in volumes[mounts[config["PROMETHEUS_MULTIPROC_DIR"]]], where
             ref = env["SECRET_KEY"]["valueFrom"]["secretKeyRef"]
             existing = values["secretKey"]["existingSecret"]
@@ -145,11 +157,16 @@ def test_helm_test_pod_places_an_order():
     assert c["image"] == deploy["spec"]["template"]["spec"]["containers"][0]["image"]
     env = {e["name"]: e["value"] for e in c["env"]}
     assert env["WEBAPP_URL"] == f"http://{RELEASE}-webapp:8080"
+    assert env["EXPECT_STATUS"] == "400"
+    # The script is a release resource, named apart from the pod: `helm uninstall` removes it
+    # and `helm test --logs` (which reads a pod named after each test hook) prints one log.
     cm = r.get("ConfigMap", pod["spec"]["volumes"][0]["configMap"]["name"])
+    assert cm["metadata"]["name"] != pod["metadata"]["name"]
+    assert "helm.sh/hook" not in cm["metadata"].get("annotations", {})
     script = cm["data"]["place_order.py"]
     assert script == (CHART / "files" / "test" / "place_order.py").read_text().rstrip("\n")
     compile(script, "place_order.py", "exec")
-    for needle in ("/api/login", "/api/orders", "application/json", "HTTPCookieProcessor", "400"):
+    for needle in ("/api/login", "/api/orders", "application/json", "HTTPCookieProcessor", "EXPECT_STATUS"):
         assert needle in script
 
 
@@ -198,3 +215,40 @@ def test_dashboards_and_rules_render_without_files(tmp_path):
     assert not [d for d in docs if d["kind"] == "PrometheusRule"]
     assert not [d for d in docs if d["kind"] == "ConfigMap" and "grafana_dashboard" in d["metadata"].get("labels", {})]
     assert [d for d in docs if d["kind"] == "ServiceMonitor"]
+
+
+@pytest.mark.parametrize(("disabled", "expected"), [
+    ((), "400"), (("delivery",), "300"), (("bake",), "200"), (("bake", "delivery"), "200"),
+    (("assemble",), "100"), (("status",), "placed"),
+])
+def test_helm_test_expects_what_the_enabled_components_can_reach(disabled, expected):
+    """With a kitchen stage disabled (the plain-bootstrap example disables bake) the order stops
+    where that stage would take it over: the test waits for that status, not for a delivery
+    that never comes."""
+    sets = [arg for c in disabled for arg in ("--set", f"components.{c}.enabled=false")]
+    docs = parse_manifests(helm(*template_args(None, *sets)).stdout)
+    (pod,) = [d for d in docs if d["kind"] == "Pod"]
+    env = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
+    assert env["EXPECT_STATUS"] == expected
+
+
+def test_every_stage_keeps_serving_through_a_drain():
+    """By default two replicas each and a PodDisruptionBudget allowing one down: a drain or an
+    eviction never takes a whole stage away."""
+    from chart_helpers import render
+
+    r = render(None)
+    for component in COMPONENTS:
+        d = r.get("Deployment", f"{RELEASE}-{component}")
+        assert d["spec"]["replicas"] == 2, component
+        pdb = r.get("PodDisruptionBudget", f"{RELEASE}-{component}")
+        assert pdb["spec"] == {"maxUnavailable": 1, "selector": d["spec"]["selector"]}, component
+
+
+def test_kitchen_time_scale_accepts_what_set_passes():
+    """`helm upgrade --set kitchenTimeScale=0.1` gives the schema the string "0.1"."""
+    docs = parse_manifests(helm(*template_args(None, "--set", "kitchenTimeScale=0.1")).stdout)
+    (config,) = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == f"{RELEASE}-bake-env"]
+    assert config["data"]["KITCHEN_TIME_SCALE"] == "0.1"
+    rejected = helm(*template_args(None, "--set", "kitchenTimeScale=fast"), check=False)
+    assert rejected.returncode != 0 and "kitchenTimeScale" in rejected.stderr

@@ -4,8 +4,10 @@ consistent with the chart (image values, Service name, values files)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -174,7 +176,10 @@ def test_kube_prometheus_stack_values_match_the_chart():
 
 
 def test_scripts_are_valid_bash():
-    for script in [*REPO.glob("k8s/*.sh"), *REPO.glob(".github/scripts/*.sh")]:
+    scripts = [*REPO.glob("k8s/*.sh"), *REPO.glob(".github/scripts/*.sh"), *REPO.glob("scripts/cluster/*.sh"),
+               *REPO.glob("helm/*.sh"), *REPO.glob("scripts/images/**/*.sh")]
+    assert len(scripts) > 8
+    for script in scripts:
         proc = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
         assert proc.returncode == 0, f"{script}: {proc.stderr}"
 
@@ -200,3 +205,65 @@ def test_workflows_cover_ci_and_e2e():
     for text in (ci_text, e2e_text):
         for uses in re.findall(r"uses:\s*(\S+)", text):
             assert re.search(r"@v\d|@[0-9a-f]{40}$", uses), uses
+
+
+def test_release_workflow_publishes_images_and_chart_with_one_version():
+    text = (REPO / ".github/workflows/release.yml").read_text()
+    release = yaml.safe_load(text)
+    # PyYAML reads the key "on" as True.
+    assert release[True]["push"]["tags"], "released on version tags"
+    images = release["jobs"]["images"]
+    assert set(images["strategy"]["matrix"]["service"]) == set(COMPONENTS)
+    (build,) = [s for s in images["steps"] if s.get("uses", "").startswith("docker/build-push-action@")]
+    assert build["with"]["platforms"] == "linux/amd64,linux/arm64"
+    assert build["with"]["sbom"] is True and build["with"]["provenance"] == "mode=max"
+    assert build["with"]["push"] is True
+    chart = release["jobs"]["chart"]
+    assert chart["needs"] == "images"
+    steps = "\n".join(s.get("run", "") for s in chart["steps"])
+    assert "bash helm/package-chart.sh" in steps and "helm push" in steps and "oci://ghcr.io/" in steps
+    for uses in re.findall(r"uses:\s*(\S+)", text):
+        assert re.search(r"@v\d|@[0-9a-f]{40}$", uses), uses
+
+
+def test_package_chart_sets_version_and_images(tmp_path):
+    """What a release installs: version = appVersion = image tag, images from the release's registry."""
+    env = {**os.environ, "PATH": f"{Path(tool('helm')).parent}:{os.environ['PATH']}"}
+    proc = subprocess.run(["bash", str(REPO / "helm/package-chart.sh"), "1.2.3", "ghcr.io/acme/pizza-", str(tmp_path)],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    package = proc.stdout.strip()
+    assert package.endswith("pizza-shop-1.2.3.tgz")
+    meta = yaml.safe_load(helm("show", "chart", package).stdout)
+    assert meta["version"] == meta["appVersion"] == "1.2.3"
+    docs = parse_manifests(helm("template", "pizza-shop", package, "--namespace", "pizza").stdout)
+    images = {c["image"] for d in docs if d["kind"] == "Deployment" for c in d["spec"]["template"]["spec"]["containers"]}
+    assert images == {f"ghcr.io/acme/pizza-{c}:1.2.3" for c in COMPONENTS}
+    bad = subprocess.run(["bash", str(REPO / "helm/package-chart.sh"), "v1.2", "x/", str(tmp_path)],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "SemVer" in bad.stderr
+
+
+def test_skaffold_local_profile_builds_into_the_cluster_registry():
+    """Profile local (the cluster of `make cluster`): podman builds pushed to its registry, each
+    component's image set from its artifact, the chart pointed at the cluster's Kafka."""
+    (local,) = [p for p in SKAFFOLD["profiles"] if p["name"] == "local"]
+    assert local["activation"] == [{"kubeContext": "pizza"}]
+    build = local["build"]
+    assert build["local"]["push"] is True and build["insecureRegistries"] == ["localhost:5000"]
+    names = {a["image"]: a for a in build["artifacts"]}
+    assert set(names) == {f"localhost:5000/pizza/{c}" for c in COMPONENTS}
+    for image, artifact in names.items():
+        component = image.rsplit("/", 1)[1]
+        assert artifact["custom"]["buildCommand"] == f"bash scripts/cluster/skaffold-build.sh {component}"
+    patches = {p["path"]: p["value"] for p in local["patches"]}
+    assert patches["/deploy/helm/releases/0/valuesFiles/-"] == "k8s/values-local.yaml"
+    templates = patches["/deploy/helm/releases/0/setValueTemplates"]
+    for image in names:
+        var = artifact_var(image)
+        component = image.rsplit("/", 1)[1]
+        assert templates[f"components.{component}.image.repository"] == f"{{{{.IMAGE_REPO_{var}}}}}"
+        assert templates[f"components.{component}.image.tag"] == f"{{{{.IMAGE_TAG_{var}}}}}"
+    values = yaml.safe_load((REPO / "k8s/values-local.yaml").read_text())
+    assert values["strimzi"]["enabled"] is False
+    assert values["kafka"]["bootstrapServers"].startswith("kafka-0.kafka.kafka.svc")

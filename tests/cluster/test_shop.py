@@ -1,0 +1,360 @@
+"""The chart on the real cluster, as a release lives: installed from the registry, tested with
+`helm test`, read with `kubectl logs`, disrupted (a pod deleted, a rolling upgrade to new images,
+a node drain, a stuck consumer) while customers keep ordering, and uninstalled.
+
+The tests run in file order on one release. Kitchen times are scaled by 0.1: an order takes
+a few seconds from the oven to the door.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections import Counter
+
+import pytest
+import requests
+from kube import (
+    CHART,
+    INSTANCE,
+    KUBECONFIG,
+    NAMESPACE,
+    REGISTRY,
+    RELEASE,
+    container_pid,
+    get,
+    helm,
+    is_ready,
+    kubectl,
+    pods,
+    run,
+    tool,
+)
+
+from kafka_common.menu import STATUS_DELIVERED, STATUS_IN_OVEN, STATUS_OUT_FOR_DELIVERY, STATUS_RECEIVED
+from local_kafka.customer import Customer, pizza
+from local_kafka.testing import wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
+
+COMPONENTS = ("webapp", "status", "assemble", "bake", "delivery")
+KITCHEN = ("assemble", "bake", "delivery")
+JOURNEY = [STATUS_RECEIVED, STATUS_IN_OVEN, STATUS_OUT_FOR_DELIVERY, STATUS_DELIVERED]
+# How long the tests wait for a fast kitchen to deliver every order after a disruption
+# before calling an order lost (not a bound the shop promises).
+DELIVERY_TIMEOUT_S = 300
+
+
+def component_pods(component: str) -> list[dict]:
+    return pods(NAMESPACE, f"{INSTANCE},app.kubernetes.io/component={component}")
+
+
+def deployments() -> dict[str, dict]:
+    items = get("deployments", "-n", NAMESPACE, "-l", INSTANCE)["items"]
+    return {d["metadata"]["labels"]["app.kubernetes.io/component"]: d for d in items}
+
+
+def rolled_out(component: str) -> bool:
+    d = deployments()[component]
+    status, want = d["status"], d["spec"]["replicas"]
+    return (status.get("observedGeneration") == d["metadata"]["generation"]
+            and status.get("updatedReplicas") == want and status.get("readyReplicas") == want
+            and status.get("replicas") == want)
+
+
+def all_rolled_out() -> bool:
+    return all(rolled_out(c) for c in COMPONENTS)
+
+
+def webapp_url() -> str:
+    """The webapp's Service by its ClusterIP: kube-proxy's rules serve the host too."""
+    svc = get("service", "-n", NAMESPACE, f"{RELEASE}-webapp")
+    return f"http://{svc['spec']['clusterIP']}:{svc['spec']['ports'][0]['port']}"
+
+
+def statuses(customer: Customer, order_id: str) -> list[int]:
+    return [e["status"] for e in customer.get(order_id)["events"]]
+
+
+class Load:
+    """Customers ordering steadily in the background. An order counts once the webapp answered
+    201 (durably in Kafka); a request the webapp refused or that failed in flight (a pod going
+    away) is counted apart: it was never accepted."""
+
+    def __init__(self, customers: int = 3, interval: float = 0.4):
+        base = webapp_url()
+        self.customers = [Customer(base, f"load-{i}-{int(time.time())}") for i in range(customers)]
+        self.interval = interval
+        self.refused: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="load", daemon=True)
+
+    def _run(self) -> None:
+        n = 0
+        while not self._stop.is_set():
+            customer = self.customers[n % len(self.customers)]
+            try:
+                reply = customer.http.post(f"{customer.base}/api/orders", json=pizza(n), timeout=15)
+                if reply.status_code == 201:
+                    customer.orders.append(reply.json()["order_id"])
+                else:
+                    self.refused[f"HTTP {reply.status_code}"] += 1
+            except requests.RequestException as exc:
+                self.refused[type(exc).__name__] += 1
+            n += 1
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    @property
+    def accepted(self) -> int:
+        return sum(len(c.orders) for c in self.customers)
+
+    def wait_for_orders(self, count: int) -> None:
+        target = self.accepted + count
+        wait_until(lambda: self.accepted >= target, 120, f"{count} more accepted orders", interval=0.5)
+
+    def check_every_order_delivered_once(self) -> None:
+        """Every accepted order ends delivered, its timeline each status exactly once, in order."""
+        def undelivered():
+            return [(c, o) for c in self.customers for o in c.orders if c.get(o)["status"] != STATUS_DELIVERED]
+        try:
+            wait_until(lambda: not undelivered(), DELIVERY_TIMEOUT_S, "every accepted order delivered", interval=2)
+        except AssertionError:
+            stuck = {o: c.get(o)["status"] for c, o in undelivered()}
+            raise AssertionError(f"{len(stuck)} of {self.accepted} accepted orders not delivered within "
+                                 f"{DELIVERY_TIMEOUT_S} s (order: last status): {stuck}") from None
+        for c in self.customers:
+            listed = [o["order_id"] for o in c.listed()]
+            assert Counter(listed) == Counter(c.orders), f"{c.username}: listed orders differ from the accepted ones"
+            for order_id in c.orders:
+                assert statuses(c, order_id) == JOURNEY, f"order {order_id}: {statuses(c, order_id)}"
+        print(f"\n{self.accepted} orders accepted, each delivered once; refused or failed in flight: "
+              f"{dict(self.refused) or 0}")
+
+
+class ReadyWatch:
+    """Samples every Deployment's ready pods while a disruption runs: the fewest seen per component."""
+
+    def __init__(self):
+        self.fewest = {c: 99 for c in COMPONENTS}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ready-watch", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            by_component = Counter(p["metadata"]["labels"]["app.kubernetes.io/component"]
+                                   for p in pods(NAMESPACE, INSTANCE) if is_ready(p))
+            for c in COMPONENTS:
+                self.fewest[c] = min(self.fewest[c], by_component[c])
+            self._stop.wait(0.5)
+
+    def __enter__(self) -> ReadyWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+# --------------------------------------------------------------------------- install
+
+
+def test_install_every_pod_ready_through_its_probes(installed):
+    for component, d in deployments().items():
+        assert rolled_out(component), f"{component}: {d['status']}"
+        for pod in component_pods(component):
+            assert is_ready(pod), pod["metadata"]["name"]
+            (status,) = pod["status"]["containerStatuses"]
+            assert status["restartCount"] == 0, f"{pod['metadata']['name']} restarted"
+            assert status["started"] is True
+            (container,) = pod["spec"]["containers"]
+            for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+                assert container[probe]["httpGet"]["port"] == "http", f"{component} {probe}"
+    # The kubelet really probed them: a Ready condition is only set after the readiness probe passed.
+    assert {c for c in deployments()} == set(COMPONENTS)
+
+
+def test_each_pod_knows_its_instance_id(installed):
+    for pod in pods(NAMESPACE, INSTANCE):
+        if pod["metadata"]["labels"]["app.kubernetes.io/component"] == "test":
+            continue
+        name = pod["metadata"]["name"]
+        out = kubectl("exec", "-n", NAMESPACE, name, "--", "printenv", "INSTANCE_ID").stdout.strip()
+        assert out == name
+
+
+def test_helm_test_places_an_order_and_sees_it_delivered(installed):
+    started = time.monotonic()
+    out = helm("test", RELEASE, "-n", NAMESPACE, "--logs", "--timeout", "6m", timeout=400).stdout
+    print(f"\nhelm test in {time.monotonic() - started:.0f} s")
+    assert "Phase:          Succeeded" in out or "Phase: Succeeded" in " ".join(out.split())
+    assert "PASS: the order reached status 400" in out
+    # Its logs are printed once: the script's ConfigMap is no test hook of the same name.
+    assert out.count("POD LOGS:") == 1, out
+
+
+def test_port_forward_serves_the_shop(installed):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    forward = subprocess.Popen(
+        [tool("kubectl"), "port-forward", "-n", NAMESPACE, f"svc/{RELEASE}-webapp", f"{port}:8080"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "KUBECONFIG": str(KUBECONFIG)})
+    try:
+        wait_until(lambda: "Forwarding from" in (forward.stdout.readline() or ""), 30, "port-forward", interval=0.1)
+        reply = requests.get(f"http://127.0.0.1:{port}/api/menu", timeout=10)
+        assert reply.status_code == 200 and "sauces" in reply.json()
+    finally:
+        forward.send_signal(signal.SIGINT)
+        forward.wait(timeout=10)
+
+
+# --------------------------------------------------------------------------- logs
+
+
+def test_kubectl_logs_are_json_lines_with_order_coordinates(installed):
+    customer = Customer(webapp_url(), "logs-reader")
+    order_id = customer.order(7)
+    wait_until(lambda: customer.get(order_id)["status"] == STATUS_DELIVERED, DELIVERY_TIMEOUT_S, "the order delivered")
+    seen_order_in = set()
+    for pod in pods(NAMESPACE, INSTANCE):
+        component = pod["metadata"]["labels"]["app.kubernetes.io/component"]
+        if component == "test":
+            continue
+        name = pod["metadata"]["name"]
+        lines = [line for line in kubectl("logs", "-n", NAMESPACE, name).stdout.splitlines() if line.strip()]
+        assert lines, f"{name}: no log lines"
+        for line in lines:
+            if component == "webapp" and not line.startswith("{"):
+                continue  # gunicorn's own start-up lines before the app's logging is configured
+            record = json.loads(line)
+            assert {"service", "level"} <= record.keys(), f"{name}: {line}"
+            if record.get("order_id") == order_id and "topic" in record:
+                assert {"partition", "offset"} <= record.keys(), f"{name}: {line}"
+                seen_order_in.add(component)
+    # Each service that handles an order logs it with its coordinates in Kafka.
+    assert {"assemble", "bake", "delivery", "status"} <= seen_order_in, seen_order_in
+
+
+# --------------------------------------------------------------------------- disruptions under load
+
+
+def test_orders_survive_a_deleted_kitchen_pod():
+    with Load() as load:
+        load.wait_for_orders(5)
+        for component in KITCHEN:
+            victim = component_pods(component)[0]["metadata"]["name"]
+            kubectl("delete", "pod", "-n", NAMESPACE, victim, "--wait=false")
+        load.wait_for_orders(10)
+        wait_until(all_rolled_out, 300, "the kitchen back at full strength", interval=1)
+        load.wait_for_orders(5)
+    load.check_every_order_delivered_once()
+
+
+def test_orders_survive_a_rolling_upgrade_to_new_images(version):
+    new_tag = f"{version}-rollout"
+    for component in COMPONENTS:
+        run("podman", "tag", f"{REGISTRY}/pizza/{component}:{version}", f"{REGISTRY}/pizza/{component}:{new_tag}")
+        run("podman", "push", "-q", "--tls-verify=false", f"{REGISTRY}/pizza/{component}:{new_tag}")
+    with Load() as load, ReadyWatch() as watch:
+        load.wait_for_orders(5)
+        started = time.monotonic()
+        helm("upgrade", RELEASE, CHART, "--version", version, "--plain-http", "-n", NAMESPACE, "--reuse-values",
+             "--set", f"default.image.tag={new_tag}", "--wait", "--timeout", "10m", timeout=630)
+        print(f"\nhelm upgrade (every Deployment rolled) in {time.monotonic() - started:.0f} s")
+        load.wait_for_orders(5)
+    for component in COMPONENTS:
+        images = {p["spec"]["containers"][0]["image"] for p in component_pods(component)}
+        assert images == {f"{REGISTRY}/pizza/{component}:{new_tag}"}, (component, images)
+    assert all(n >= 1 for n in watch.fewest.values()), f"a component had no ready pod: {watch.fewest}"
+    load.check_every_order_delivered_once()
+
+
+def test_orders_survive_a_node_drain_that_respects_the_disruption_budgets():
+    node = get("nodes")["items"][0]["metadata"]["name"]
+    with Load() as load, ReadyWatch() as watch:
+        load.wait_for_orders(5)
+        # One node: each Deployment may lose one of its two pods; the second eviction is refused
+        # by its PodDisruptionBudget until a replacement is Ready, which the cordoned node never
+        # gets. The drain gives up at its timeout, with every stage still serving.
+        drain = kubectl("drain", node, "--pod-selector", f"{INSTANCE},app.kubernetes.io/component!=test",
+                        "--delete-emptydir-data",
+                        "--ignore-daemonsets", "--timeout=45s", check=False, timeout=120)
+        load.wait_for_orders(10)
+        kubectl("uncordon", node)
+        wait_until(all_rolled_out, 300, "every Deployment back at full strength", interval=1)
+    output = drain.stdout + drain.stderr
+    assert drain.returncode != 0, "the drain cannot finish on one node without breaking a budget"
+    assert "disruption budget" in output, output[-2000:]
+    evicted = Counter(line.split("/")[-1].rsplit("-", 2)[0] for line in output.splitlines() if line.endswith(" evicted"))
+    print(f"\ndrain evicted: {dict(evicted)}; fewest ready pods seen: {watch.fewest}")
+    assert all(n >= 1 for n in watch.fewest.values()), f"a component had no ready pod: {watch.fewest}"
+    load.check_every_order_delivered_once()
+
+
+def test_liveness_probe_restarts_a_stuck_consumer():
+    """SIGSTOP an assemble pod's process from the host: its consumer and its HTTP server stop
+    answering; the kubelet's liveness probe fails, the kubelet restarts the container, and the
+    restarted consumer joins its group and serves partitions again."""
+    victim = component_pods("assemble")[0]
+    name = victim["metadata"]["name"]
+    restarts = victim["status"]["containerStatuses"][0]["restartCount"]
+    pid = container_pid(victim, "assemble")
+    os.kill(pid, signal.SIGSTOP)
+    started = time.monotonic()
+    with Load() as load:
+        def restarted():
+            pod = get("pod", "-n", NAMESPACE, name)
+            status = pod["status"]["containerStatuses"][0]
+            return status["restartCount"] > restarts and is_ready(pod) and pod
+        pod = wait_until(restarted, 400, f"{name} restarted by its liveness probe and Ready again", interval=2)
+        print(f"\n{name} stopped, restarted by the kubelet and Ready again after {time.monotonic() - started:.0f} s")
+        load.wait_for_orders(10)
+    last = pod["status"]["containerStatuses"][0]["lastState"]["terminated"]
+    assert last["exitCode"] == 137, last  # SIGKILLed: a stopped process never handles SIGTERM
+    events = kubectl("get", "events", "-n", NAMESPACE, "--field-selector", f"involvedObject.name={name}").stdout
+    assert "Liveness probe failed" in events, events
+    assert container_pid(pod, "assemble") != pid
+    load.check_every_order_delivered_once()
+
+
+def test_helm_test_passes_with_a_kitchen_stage_disabled(version):
+    """The chart's own plain-bootstrap example disables bake: the test then follows the order
+    to the oven (200) and passes, instead of waiting out its timeout for a delivery."""
+    helm("upgrade", RELEASE, CHART, "--version", version, "--plain-http", "-n", NAMESPACE, "--reuse-values",
+         "--set", "components.bake.enabled=false", "--wait", "--timeout", "5m", timeout=330)
+    assert "bake" not in deployments()
+    started = time.monotonic()
+    out = helm("test", RELEASE, "-n", NAMESPACE, "--logs", "--timeout", "3m", timeout=200).stdout
+    print(f"\nhelm test without bake in {time.monotonic() - started:.0f} s")
+    assert "PASS: the order reached status 200" in out, out
+
+
+# --------------------------------------------------------------------------- uninstall
+
+
+def test_uninstall_removes_the_release():
+    helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait", "--timeout", "5m", timeout=330)
+    left = get("deployments,replicasets,services,configmaps,secrets,networkpolicies,poddisruptionbudgets,"
+               "serviceaccounts", "-n", NAMESPACE, "-l", INSTANCE)["items"]
+    assert [f"{o['kind']}/{o['metadata']['name']}" for o in left] == []
+    # The pods go as the garbage collector deletes their ReplicaSets and they stop gracefully.
+    # Helm never deletes test hooks: the last test pod is all that may stay (with its logs).
+    def pods_left():
+        return sorted(p["metadata"]["name"] for p in pods(NAMESPACE, INSTANCE))
+    wait_until(lambda: pods_left() in ([], [f"{RELEASE}-test-order"]), 180, "the release's pods gone", interval=2)
+    kubectl("delete", "pod", "-n", NAMESPACE, f"{RELEASE}-test-order", "--ignore-not-found")
