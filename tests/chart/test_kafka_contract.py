@@ -77,8 +77,9 @@ def test_group_membership_follows_the_code(component):
 def test_usage_is_what_the_design_says():
     """A sanity anchor for the derivation above (DESIGN.md "Kafka contracts")."""
     assert usage("status").assigns_partitions and not usage("status").writes
-    assert usage("webapp").group is None
-    assert usage("webapp").writes == (kafka_topics.PIZZA_ORDERED,)
+    # The webapp writes orders, and reads its logouts whole (assign(); the group id only finds a coordinator).
+    assert usage("webapp").assigns_partitions and usage("webapp").consumes == (kafka_topics.PIZZA_LOGOUTS,)
+    assert usage("webapp").writes == (kafka_topics.PIZZA_ORDERED, kafka_topics.PIZZA_LOGOUTS)
     for c in ("assemble", "bake", "delivery"):
         assert usage(c).group == f"pizza-{c}"
         assert usage(c).transactional_id_prefix == f"pizza-{c}-"
@@ -138,7 +139,7 @@ def test_kafka_topics_are_kafka_commons(rendered):
         doc = kt[spec.name]
         assert doc["metadata"]["name"] == spec.name
         assert doc["metadata"]["labels"]["strimzi.io/cluster"] == rendered.values["strimzi"]["clusterName"]
-        assert doc["spec"]["partitions"] == t["partitions"]
+        assert doc["spec"]["partitions"] == (spec.partitions or t["partitions"])
         assert doc["spec"]["replicas"] == t["replicas"]
         config = doc["spec"]["config"]
         assert config["min.insync.replicas"] == t["minInsyncReplicas"]
