@@ -4,7 +4,6 @@ every topic, group and transactional id it does not declare."""
 
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
@@ -13,7 +12,6 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from kafka_common import topics
 from kafka_common.menu import STATUS_DELIVERED
 from local_kafka.acls import SHOP_COMPONENTS, shop_usage
-from local_kafka.broker import HOST, free_port
 from local_kafka.customer import Customer
 from local_kafka.testing import wait_until
 
@@ -24,24 +22,16 @@ ALL_GROUPS = tuple(f"pizza-{c}" for c in SHOP_COMPONENTS)
 DENIAL_TIMEOUT_S = 30.0
 
 
-def listening(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex((HOST, port)) == 0
-
-
 def test_every_service_works_with_exactly_the_charts_acls(scram_kafka, service_users, service_process):
     def start(component: str, env: dict | None = None):
         user_env = scram_kafka.client_env(service_users[component].name)
         return service_process(f"pizza-{component}", name=component, bootstrap=scram_kafka.bootstrap,
                                env={**user_env, "KITCHEN_TIME_SCALE": "0", **(env or {})})
 
-    api_port = free_port()
-    status = start("status", {"API_PORT": str(api_port)})
+    status = start("status")
     for kitchen in ("assemble", "bake", "delivery"):
         start(kitchen)
-    # The query API has a port of its own (API_PORT); a build that serves it with the probes answers there.
-    status_url = f"http://{HOST}:{api_port}" if listening(api_port) else status.url("")
-    webapp = start("webapp", {"STATUS_URL": status_url, "WEB_CONCURRENCY": "1"})
+    webapp = start("webapp", {"STATUS_URL": status.api_url(""), "WEB_CONCURRENCY": "1"})
 
     customer = Customer(webapp.url(""), "least-privilege")
     order_id = customer.order(1)

@@ -4,7 +4,6 @@ Both on rebuild (records written before the service starts) and live (written af
 
 from __future__ import annotations
 
-import socket
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,7 +13,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from kafka_common import events
 from kafka_common.events import Pizza, PizzaOrdered, PizzaStatus
-from local_kafka.broker import HOST, free_port
 from local_kafka.testing import wait_until
 
 pytestmark = pytest.mark.kafka
@@ -53,16 +51,9 @@ class Log:
             self.status(order_id, code)
 
 
-def listening(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex((HOST, port)) == 0
-
-
-def start_status(service_process, api_port: int):
-    proc = service_process("pizza-status", env={"API_PORT": str(api_port)})
-    # The query API has a port of its own (API_PORT); a build that serves it with the probes answers there.
-    base = f"http://{HOST}:{api_port}" if listening(api_port) else proc.url("")
-    return proc, base
+def start_status(service_process):
+    proc = service_process("pizza-status")
+    return proc, proc.api_url("")  # the query API has a port of its own (API_PORT)
 
 
 def get_order(base: str, order_id: str) -> dict | None:
@@ -112,7 +103,7 @@ def test_a_tampered_log_does_not_change_what_status_answers(kafka_config, servic
     log.order(future, OWNER, at=datetime.now(UTC) + timedelta(hours=12))
     before = datetime.now(UTC)
 
-    proc, base = start_status(service_process, free_port())
+    proc, base = start_status(service_process)
     assert_untouched(base, rebuilt)
     assert datetime.fromisoformat(get_order(base, future)["ordered_at"]) <= datetime.now(UTC)
     assert orders_of(base, OWNER)[0] == future  # the newest, not because of its forged time
