@@ -40,3 +40,13 @@ def test_a_committed_batch_is_never_committed_again_on_revoke():
     loop._on_revoke(consumer, [TopicPartition(PizzaOrdered.TOPIC, 0)])  # e.g. during close()
     assert producer.calls.count("commit_transaction") == 1
     assert producer.calls.count("produce") == 1
+
+
+def test_a_partition_given_up_mid_step_is_resumed_so_it_is_fetched_if_it_comes_back():
+    loop, consumer, _ = kitchen_loop()
+    record = Record(0, 5)
+    loop._in_flight[(record.topic(), 0)] = _Work(record, Step(seconds=10), received=now(), due=now() + 10,
+                                                 order_key=None)
+    loop._on_revoke(consumer, [TopicPartition(PizzaOrdered.TOPIC, 0)])
+    assert "resume" in consumer.calls
+    assert not loop._in_flight and (PizzaOrdered.TOPIC, 0) not in loop._assigned

@@ -422,6 +422,10 @@ class KitchenLoop:
             work = self._in_flight.pop(tp, None)
             if work is not None:
                 self._abandon(work, f"partition {kind}")
+        if partitions:
+            # librdkafka keeps a partition's pause across an unassign: handed back to this member
+            # later, a partition given up mid-step would never be fetched again. Give all up unpaused.
+            self._kafka("resume", self.consumer.resume, [TopicPartition(p.topic, p.partition) for p in partitions])
         self._update_assigned_gauge()
         self.log.info(f"partitions {kind}", group=self.usage.group, partitions=describe(partitions),
                       total=len(self._assigned))
