@@ -326,7 +326,7 @@ down() {
         command -v "$ipt" >/dev/null || continue
         for table in filter nat mangle; do
             $ipt -t "$table" -S 2>/dev/null | grep -E '^-A [A-Z]+ .*-j KUBE-' | grep -vE '^-A KUBE-' | sed 's/^-A //' \
-                | while read -r rule; do eval "$ipt -t $table -D $rule" 2>/dev/null || true; done
+                | while read -r rule; do eval "$ipt -t $table -D $rule" 2>/dev/null || true; done || true
             for chain in $($ipt -t "$table" -S 2>/dev/null | awk '/^-N KUBE-/ {print $2}'); do $ipt -t "$table" -F "$chain"; done
             for chain in $($ipt -t "$table" -S 2>/dev/null | awk '/^-N KUBE-/ {print $2}'); do $ipt -t "$table" -X "$chain"; done
         done
