@@ -256,8 +256,13 @@ node_ready() {
 start_dns() {
     sed -e "s|@COREDNS_IMAGE@|$COREDNS_IMAGE|g" -e "s|@NODE_IP@|$NODE_IP|g" -e "s|@DNS_IP@|$DNS_IP|g" \
         -e "s|@APISERVER_PORT@|$APISERVER_PORT|g" "$CLUSTER_LIB_DIR/coredns.yaml" | kc apply -f - >/dev/null
-    kc -n kube-system rollout status deploy/coredns --timeout=120s >/dev/null \
-        || die "CoreDNS not ready (kubectl -n kube-system describe pod -l k8s-app=kube-dns)"
+    # A Ready pod, not the Deployment's status: after a restart that status is the old one.
+    wait_for 120 dns_ready || die "CoreDNS not ready (kubectl -n kube-system describe pod -l k8s-app=kube-dns)"
+}
+
+dns_ready() {
+    kc -n kube-system get pods -l k8s-app=kube-dns \
+        -o jsonpath='{.items[*].status.conditions[?(@.type=="Ready")].status}' | grep -q True
 }
 
 # --------------------------------------------------------------------------- images
@@ -326,7 +331,7 @@ down() {
         command -v "$ipt" >/dev/null || continue
         for table in filter nat mangle; do
             $ipt -t "$table" -S 2>/dev/null | grep -E '^-A [A-Z]+ .*-j KUBE-' | grep -vE '^-A KUBE-' | sed 's/^-A //' \
-                | while read -r rule; do eval "$ipt -t $table -D $rule" 2>/dev/null || true; done
+                | while read -r rule; do eval "$ipt -t $table -D $rule" 2>/dev/null || true; done || true
             for chain in $($ipt -t "$table" -S 2>/dev/null | awk '/^-N KUBE-/ {print $2}'); do $ipt -t "$table" -F "$chain"; done
             for chain in $($ipt -t "$table" -S 2>/dev/null | awk '/^-N KUBE-/ {print $2}'); do $ipt -t "$table" -X "$chain"; done
         done

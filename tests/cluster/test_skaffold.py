@@ -19,8 +19,10 @@ def skaffold(*args: str, timeout: float = 1200):
 
 
 def test_skaffold_run_with_the_local_profile():
+    # skaffold would offer to send usage data on first use.
+    run(tool("skaffold"), "config", "set", "--global", "collect-metrics", "false")
     started = time.monotonic()
-    skaffold("run", "-p", "local", "--status-check=true", "--collect-metrics=false")
+    skaffold("run", "-p", "local", "--status-check=true")
     print(f"\nskaffold run -p local in {time.monotonic() - started:.0f} s")
     try:
         deployments = get("deployments", "-n", NAMESPACE, "-l", INSTANCE)["items"]
