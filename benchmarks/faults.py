@@ -831,13 +831,16 @@ def stall(gaps: Iterable[Gap], start: float, end: float, partitions: Iterable[in
 def fault_rows(result: ChaosResult) -> list[list[str]]:
     rows = []
     base_from, base_to = result.baseline
-    worst_base = max((longest(result.gaps.get(s.name, ()), base_from, base_to) for s in STAGES),
-                     key=lambda g: g.seconds if g else -1, default=None)
+    # The calm's own stalls: those that also ended in it (one running into the first fault is that fault's).
+    calm = [g for s in STAGES for g in result.gaps.get(s.name, ()) if g.end <= base_to]
+    worst_base = longest(calm, base_from, base_to)
     rows.append([f"{base_from:.0f}", "none (calm, for reference)", "-", "-",
                  "-" if worst_base is None else f"{worst_base.seconds:.1f} p{worst_base.partition}", "-", "-",
                  "" if worst_base is None else f"longest stall, in {worst_base.stage}"])
     for f in result.faults:
-        gaps = [g for s in f.stages for g in result.gaps.get(s, ())]
+        # A fault's stalls: those of its stages' partitions while it lasted, except any that had
+        # begun well before it (an earlier fault's, still open when the shop did not recover).
+        gaps = [g for s in f.stages for g in result.gaps.get(s, ()) if g.start >= f.started - NORMAL_WAIT_S]
         if f.target_partitions is None:
             own, others, held = stall(gaps, f.started, f.ended), "-", "all" if f.target == "broker" else "?"
         else:
