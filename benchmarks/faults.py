@@ -28,7 +28,8 @@ exits by itself is an unexpected exit, recorded with its exit code and last line
 Measured (printed, never asserted), from a live read_committed reader of every topic that
 notes when each record becomes visible (the stall definition is in fault_analysis):
   - per fault, the longest stall of the partitions the faulty replica held just before the
-    fault, and of the other replica's partitions (the survivor should not stop at all);
+    fault, and of the other replica's partitions (the survivor should not stop at all); a
+    stall that began more than NORMAL_WAIT_S before the fault is not counted as the fault's;
   - broker: from the broker answering metadata again to the first committed kitchen output of
     an order placed after it went down, to that order's delivery, to every stage committing,
     and to the webapp's first accepted order;
