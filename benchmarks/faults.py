@@ -28,7 +28,8 @@ exits by itself is an unexpected exit, recorded with its exit code and last line
 Measured (printed, never asserted), from a live read_committed reader of every topic that
 notes when each record becomes visible (the stall definition is in fault_analysis):
   - per fault, the longest stall of the partitions the faulty replica held just before the
-    fault, and of the other replica's partitions (the survivor should not stop at all);
+    fault, and of the other replica's partitions (the survivor should not stop at all); a
+    stall that began more than NORMAL_WAIT_S before the fault is not counted as the fault's;
   - broker: from the broker answering metadata again to the first committed kitchen output of
     an order placed after it went down, to that order's delivery, to every stage committing,
     and to the webapp's first accepted order;
@@ -831,13 +832,16 @@ def stall(gaps: Iterable[Gap], start: float, end: float, partitions: Iterable[in
 def fault_rows(result: ChaosResult) -> list[list[str]]:
     rows = []
     base_from, base_to = result.baseline
-    worst_base = max((longest(result.gaps.get(s.name, ()), base_from, base_to) for s in STAGES),
-                     key=lambda g: g.seconds if g else -1, default=None)
+    # The calm's own stalls: those that also ended in it (one running into the first fault is that fault's).
+    calm = [g for s in STAGES for g in result.gaps.get(s.name, ()) if g.end <= base_to]
+    worst_base = longest(calm, base_from, base_to)
     rows.append([f"{base_from:.0f}", "none (calm, for reference)", "-", "-",
                  "-" if worst_base is None else f"{worst_base.seconds:.1f} p{worst_base.partition}", "-", "-",
                  "" if worst_base is None else f"longest stall, in {worst_base.stage}"])
     for f in result.faults:
-        gaps = [g for s in f.stages for g in result.gaps.get(s, ())]
+        # A fault's stalls: those of its stages' partitions while it lasted, except any that had
+        # begun well before it (an earlier fault's, still open when the shop did not recover).
+        gaps = [g for s in f.stages for g in result.gaps.get(s, ()) if g.start >= f.started - NORMAL_WAIT_S]
         if f.target_partitions is None:
             own, others, held = stall(gaps, f.started, f.ended), "-", "all" if f.target == "broker" else "?"
         else:

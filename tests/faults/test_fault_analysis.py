@@ -115,13 +115,15 @@ def test_the_report_shows_every_fault_and_problems_name_only_correctness():
     result = ChaosResult(ChaosSettings(), Path("/logs"), seconds=120.0, faults=[kill, broker, term],
                          baseline=(5.0, 19.0), drained=True, read_model_orders=10,
                          gaps={"bake": [Gap("bake", 1, 21.0, 33.5), Gap("bake", 4, 22.0, 22.4)],
-                               "assemble": [Gap("assemble", 0, 60.0, 75.0, open=True), Gap("assemble", 2, 8.0, 8.3)]},
+                               "assemble": [Gap("assemble", 0, 60.0, 75.0, open=True), Gap("assemble", 2, 8.0, 8.3),
+                                            Gap("assemble", 3, 18.5, 95.0, open=True)]},   # across calm and kill
                          verdict=LogVerdict(orders=10, delivered=10), read_model={"status-0": {}},
                          shutdown=[Exit("bake-1", 0, 1.2)])
     text = report(result)
     assert "12.5 p1" in text and "0.4 p4" in text            # the victim's and the survivor's stalls
     assert "15.0 (open) p0" in text                          # the broker's longest, still open
-    assert "0.3 p2" in text                                  # the calm reference
+    assert "0.3 p2" in text                                  # the calm reference, not the stall running on
+    assert "76.5" not in text  # a stall begun long before a fault is not that fault's (nor the calm's)
     assert "first kitchen output for an order placed after it went down: 3.5 s" in text
     assert "NOT honoured: ['delivery-1']" in text
     assert "10/10 delivered orders" in text
