@@ -158,7 +158,7 @@ def test_broker_outage_keeps_healthz_green_and_readyz_follows_membership(dedicat
     for name in ("IN_TOPIC", "OUT_TOPIC", "DLQ_TOPIC"):  # noqa: B007
         create_topic(config, topics[name])
     dedicated_kafka.stop()
-    proc = service_process(STEP_SERVICE, name="step", env={**topics, "LIVENESS_STALL_SECONDS": "2"},
+    proc = service_process(STEP_SERVICE, name="step", env={**topics, "LIVENESS_STALL_SECONDS": "3"},
                            bootstrap=dedicated_kafka.bootstrap, wait_ready=False)
     wait_until(lambda: proc.running and _status(proc, "/healthz") == 200, 30, "the service to serve probes")
     assert _status(proc, "/readyz") == 503  # no broker: not a group member
@@ -166,7 +166,7 @@ def test_broker_outage_keeps_healthz_green_and_readyz_follows_membership(dedicat
     proc.wait_ready(timeout=60)
     dedicated_kafka.stop()
     # The broker is gone for longer than the liveness bound: the process is still alive and polling.
-    outage_end = time.monotonic() + 5
+    outage_end = time.monotonic() + 6
     while time.monotonic() < outage_end:
         assert _status(proc, "/healthz") == 200
         time.sleep(0.25)
@@ -178,7 +178,8 @@ def test_broker_outage_keeps_healthz_green_and_readyz_follows_membership(dedicat
 
 def _status(proc, path):
     try:
-        return requests.get(proc.url(path), timeout=2).status_code
+        # Generous: a loaded machine can be slow to answer; what counts is the status code.
+        return requests.get(proc.url(path), timeout=5).status_code
     except requests.ConnectionError:
         return None
 
