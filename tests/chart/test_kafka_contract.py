@@ -4,12 +4,13 @@ KEDA scales each consumer group on its own topics, capped at the partition count
 
 from __future__ import annotations
 
-import importlib
 import sys
 from collections import Counter
 
 import pytest
 from chart_helpers import CI_VALUES, COMPONENTS, NAMESPACE, RELEASE, REPO, render
+
+from local_kafka.acls import shop_usage
 
 for _src in sorted(REPO.glob("services/*/src")):
     if str(_src) not in sys.path:
@@ -17,12 +18,10 @@ for _src in sorted(REPO.glob("services/*/src")):
 
 from kafka_common import topics as kafka_topics  # noqa: E402
 
+
 # Where each service declares KAFKA_USAGE: its service module; the webapp's is its server.
-SERVICE_MODULE = {"webapp": "pizza_webapp.server"}
-
-
 def usage(component: str):
-    return importlib.import_module(SERVICE_MODULE.get(component, f"pizza_{component}.service")).KAFKA_USAGE
+    return shop_usage(component)
 
 
 def expected_acls(component: str) -> Counter:

@@ -34,16 +34,18 @@ def _operation(name: str) -> AclOperation:
 
 def acl_bindings(user: str, acls: Iterable[Mapping]) -> list[AclBinding]:
     """One AclBinding per (resource, operation) of a KafkaUser's ACL list, for principal User:<user>."""
-    bindings = []
+    # A topic both read and written (pizza-logouts) is described by two ACLs: one binding each.
+    bindings: dict[tuple, AclBinding] = {}
     for acl in acls:
         resource = acl["resource"]
         kind = RESOURCE_TYPES[resource["type"]]
         name = "kafka-cluster" if kind is ResourceType.BROKER else resource["name"]
         pattern = PATTERN_TYPES[resource.get("patternType", "literal")]
         for operation in acl["operations"]:
-            bindings.append(AclBinding(kind, name, pattern, f"User:{user}", acl.get("host", "*"),
-                                       _operation(operation), PERMISSIONS[acl.get("type", "allow")]))
-    return bindings
+            key = (kind, name, pattern, acl.get("host", "*"), operation, acl.get("type", "allow"))
+            bindings.setdefault(key, AclBinding(kind, name, pattern, f"User:{user}", acl.get("host", "*"),
+                                                _operation(operation), PERMISSIONS[acl.get("type", "allow")]))
+    return list(bindings.values())
 
 
 def usage_acls(usage) -> list[dict]:
@@ -62,7 +64,11 @@ def usage_acls(usage) -> list[dict]:
 
 def shop_usage(component: str):
     """The KAFKA_USAGE a shop service declares in its code."""
-    return importlib.import_module(f"pizza_{component}.service").KAFKA_USAGE
+    return importlib.import_module(USAGE_MODULES.get(component, f"pizza_{component}.service")).KAFKA_USAGE
+
+
+# Where a service declares its KAFKA_USAGE: its business file, or the webapp's server bootstrap.
+USAGE_MODULES = {"webapp": "pizza_webapp.server"}
 
 
 def add_shop_users(kafka, components: Iterable[str]) -> dict[str, dict[str, str]]:
