@@ -104,8 +104,17 @@ def test_a_fatal_error_during_abort_replaces_the_producer_too():
     assert len(producers.made) == 2 and txn_calls(producers.made[1]) == ["init_transactions"]
 
 
-def test_fenced_by_a_newer_instance_stops_the_service():
+def test_a_fenced_producer_is_replaced_once_but_a_twin_that_keeps_fencing_stops_the_service():
+    # Once: a broker that aborted the transaction past its timeout also bumps the epoch.
+    cp, producers = checkpoint({"commit_transaction": [fenced()]}, None)
+    assert cp.commit(batch(), lambda: "metadata") is Outcome.ABORTED
+    assert len(producers.made) == 2 and txn_calls(producers.made[1]) == ["init_transactions"]
+    assert "abort_transaction" not in producers.made[0].calls
+    assert cp.commit(batch(), lambda: "metadata") is Outcome.COMMITTED
+    # Again and again: another live process has the same INSTANCE_ID.
     cp, _ = checkpoint({"commit_transaction": [fenced()]})
+    assert cp.commit(batch(), lambda: "metadata") is Outcome.ABORTED
+    assert cp.commit(batch(), lambda: "metadata") is Outcome.ABORTED
     with pytest.raises(TransactionFenced):
         cp.commit(batch(), lambda: "metadata")
     cp, _ = checkpoint({"init_transactions": [fenced()]})

@@ -21,8 +21,13 @@ traceback and never in a call on a transaction whose abort has not completed:
 - A fatal producer error (the producer is unusable): the producer is replaced
   by a new one with the same transactional.id, whose init_transactions()
   aborts whatever the old one left open; the batch counts as ABORTED.
-  PRODUCER_FENCED is fatal too, but there another live process owns the id:
-  TransactionFenced is raised and the service exits cleanly (non-zero).
+  PRODUCER_FENCED is fatal too. It does not prove that another live process
+  owns the id: a broker that aborted a transaction past transaction.timeout.ms
+  (say, across its own restart) bumps the epoch and fences the producer too. So
+  a fenced producer is replaced like a fatal one; only when that keeps
+  happening (MAX_FENCINGS within FENCING_WINDOW_S: two live processes with one
+  INSTANCE_ID fencing each other in turn) is TransactionFenced raised and the
+  service exits cleanly (non-zero).
 
 Before committing after a client reported the cluster unreachable, the
 checkpoint first checks that the cluster answers metadata requests (a call
@@ -52,6 +57,8 @@ ABORT_RETRY_PAUSE_S = 1.0
 PROBE_TIMEOUT_S = 1.0
 PROBE_EVERY_S = 1.0           # between batches, while Kafka is away: how often to look for it
 MAX_ABANDONED_PRODUCERS = 5   # producers left behind stuck in a call; then the process is replaced
+MAX_FENCINGS = 3              # fenced this often within FENCING_WINDOW_S: a live twin owns the id
+FENCING_WINDOW_S = 120.0
 
 
 # What Kafka refuses because of the record itself, however often it is sent. Anything
@@ -117,6 +124,13 @@ def _error(exc: KafkaException) -> KafkaError:
     return exc.args[0]
 
 
+def _retire(producer) -> None:
+    try:
+        producer.flush(0)
+    except KafkaException:  # a fatal or fenced producer says so once more: it is already replaced
+        pass
+
+
 def _fenced(err: KafkaError) -> bool:
     return err.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH)
 
@@ -137,6 +151,7 @@ class Checkpoint:
         self._last_unreachable = last_unreachable     # monotonic time the client last reported it
         self._known_good_at = time.monotonic()        # last time the cluster answered this producer
         self._abandoned = 0
+        self._fencings: list[float] = []
         self._probed_at = 0.0
 
     # -- start-up ------------------------------------------------------------------------------
@@ -224,8 +239,8 @@ class Checkpoint:
     def _failed(self, err: KafkaError) -> Outcome:
         metrics.TRANSACTIONS.labels(self.component, Outcome.ABORTED.value).inc()
         if _fenced(err):
-            raise TransactionFenced(err.str())
-        if err.fatal():
+            self._on_fenced(err)
+        elif err.fatal():
             self._replace_producer(err.str())
         else:
             self.log.warning("transaction aborted, the batch is redone", reason=err.str())
@@ -250,7 +265,8 @@ class Checkpoint:
             except KafkaException as exc:
                 err = _error(exc)
                 if _fenced(err):
-                    raise TransactionFenced(err.str()) from exc
+                    self._on_fenced(err)
+                    return
                 if err.fatal():
                     self._replace_producer(err.str())
                     return
@@ -261,6 +277,16 @@ class Checkpoint:
                     return
                 self.log.warning("transaction abort did not complete, retrying", error=err.str(), attempt=attempt)
                 self.stop.wait(ABORT_RETRY_PAUSE_S)
+
+    def _on_fenced(self, err: KafkaError) -> None:
+        """A newer epoch owns the transactional.id: a broker-side abort, or a twin replica."""
+        now = time.monotonic()
+        self._fencings = [t for t in self._fencings if now - t < FENCING_WINDOW_S] + [now]
+        if len(self._fencings) >= MAX_FENCINGS:
+            raise TransactionFenced(f"fenced {len(self._fencings)} times in {FENCING_WINDOW_S:.0f} s: {err.str()}")
+        self.log.warning("transactional producer fenced: replacing it (a broker-side abort, or a predecessor)",
+                         error=err.str(), fencings=len(self._fencings))
+        self._replace_producer(err.str(), fatal=False)
 
     def _producer_stuck(self, reason: str) -> None:
         """A transaction call hung (librdkafka ignoring its timeout): leave that producer behind."""
@@ -284,7 +310,7 @@ class Checkpoint:
         old, self.producer = self.producer, None
         # Destroying a librdkafka client can block (it waits for its threads): let it go on
         # a thread of its own instead of under the loop's deadline.
-        threading.Thread(target=lambda: old.flush(0), name="retired-producer", daemon=True).start()
+        threading.Thread(target=_retire, args=(old,), name="retired-producer", daemon=True).start()
         self.producer = self._make_producer()
         self.init()
 
