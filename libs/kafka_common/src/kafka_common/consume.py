@@ -45,7 +45,7 @@ from kafka_common.health import Health
 from kafka_common.kitchen import Step
 from kafka_common.lag import STATS_INTERVAL_MS, LagStats
 from kafka_common.logging import event_context, get_logger, record_fields
-from kafka_common.receiving import describe, receiving, record_key
+from kafka_common.receiving import by_topic, describe, receiving, record_key
 from kafka_common.transactions import Batch, Checkpoint, ClientWedged, Outcome, OutputRecord, TransactionFenced
 from kafka_common.usage import CLASSIC_ASSIGNORS, KafkaUsage, instance_id
 
@@ -143,10 +143,7 @@ class KitchenLoop:
         self.usage = usage
         self.component = usage.component
         self.log = get_logger(usage.component)
-        self.models = {model.TOPIC: model for model in handlers}
-        self.handlers = {model.TOPIC: handles for model, handles in handlers.items()}
-        if set(self.models) != set(usage.consumes):
-            raise ValueError(f"handlers for {sorted(self.models)} but KafkaUsage consumes {sorted(usage.consumes)}")
+        self.models, self.handlers = by_topic(usage.consumes, handlers)
         self.health = health
         self.calls = calls
         self.stop = stop

@@ -21,7 +21,7 @@ from kafka_common.clients import ClientErrors, build_consumer
 from kafka_common.config import ClientConfig
 from kafka_common.health import Health
 from kafka_common.logging import get_logger
-from kafka_common.receiving import describe, receiving
+from kafka_common.receiving import by_topic, describe, receiving
 from kafka_common.usage import KafkaUsage
 
 POLL_TIMEOUT_S = 0.5
@@ -52,10 +52,7 @@ class ProjectionLoop:
         self.usage = usage
         self.component = usage.component
         self.log = get_logger(usage.component)
-        self.models = {model.TOPIC: model for model in handlers}
-        self.handlers = {model.TOPIC: apply for model, apply in handlers.items()}
-        if set(self.models) != set(usage.consumes):
-            raise ValueError(f"handlers for {sorted(self.models)} but KafkaUsage consumes {sorted(usage.consumes)}")
+        self.models, self.handlers = by_topic(usage.consumes, handlers)
         self.consumer = consumer
         self.health = health
         self.calls = calls

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
 
 from confluent_kafka import Message, TopicPartition
@@ -35,3 +35,11 @@ def record_key(msg: Message) -> str | None:
 
 def describe(partitions: Iterable[TopicPartition]) -> list[str]:
     return [f"{p.topic}[{p.partition}]" for p in partitions]
+
+
+def by_topic(consumes: Iterable[str], handlers: Mapping) -> tuple[dict, dict]:
+    """A loop's {topic: event model} and {topic: handler}, covering exactly the topics it consumes."""
+    models = {model.TOPIC: model for model in handlers}
+    if set(models) != set(consumes):
+        raise ValueError(f"handlers for {sorted(models)} but KafkaUsage consumes {sorted(consumes)}")
+    return models, {model.TOPIC: handler for model, handler in handlers.items()}
