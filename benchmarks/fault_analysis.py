@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from kafka_common import topics
 from kafka_common.menu import STATUS_DELIVERED, STATUS_IN_OVEN, STATUS_OUT_FOR_DELIVERY, STATUS_RECEIVED
 
-JOURNEY = (STATUS_IN_OVEN, STATUS_OUT_FOR_DELIVERY, STATUS_DELIVERED)          # on pizza-status
-TIMELINE = (STATUS_RECEIVED, *JOURNEY)                                          # in the read model
+JOURNEY = (STATUS_IN_OVEN, STATUS_OUT_FOR_DELIVERY, STATUS_DELIVERED)  # on pizza-status
+TIMELINE = (STATUS_RECEIVED, *JOURNEY)  # in the read model
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class Seen:
     partition: int
     offset: int
     key: str
-    status: int | None   # pizza-status only
+    status: int | None  # pizza-status only
     at: float
 
 
@@ -59,8 +59,8 @@ class Stage:
 
     name: str
     group: str
-    consumes: tuple[str, ...]       # every topic the group subscribes to
-    input: str                      # the topic whose records wait for this stage
+    consumes: tuple[str, ...]  # every topic the group subscribes to
+    input: str  # the topic whose records wait for this stage
     output: str
     output_statuses: frozenset[int] | None = None
 
@@ -72,8 +72,14 @@ STAGES = (
     Stage("assemble", "pizza-assemble", (topics.PIZZA_ORDERED,), topics.PIZZA_ORDERED, topics.PIZZA_ASSEMBLED),
     Stage("bake", "pizza-bake", (topics.PIZZA_ASSEMBLED,), topics.PIZZA_ASSEMBLED, topics.PIZZA_BAKED),
     # Delivery also reads pizza-ordered (early warnings) but commits nothing visible for them.
-    Stage("delivery", "pizza-delivery", (topics.PIZZA_ORDERED, topics.PIZZA_BAKED), topics.PIZZA_BAKED,
-          topics.PIZZA_STATUS, frozenset({STATUS_DELIVERED, -100})),
+    Stage(
+        "delivery",
+        "pizza-delivery",
+        (topics.PIZZA_ORDERED, topics.PIZZA_BAKED),
+        topics.PIZZA_BAKED,
+        topics.PIZZA_STATUS,
+        frozenset({STATUS_DELIVERED, -100}),
+    ),
 )
 STAGE_BY_NAME = {s.name: s for s in STAGES}
 
@@ -87,7 +93,7 @@ class Gap:
     partition: int
     start: float
     end: float
-    open: bool = False   # still stalled when the run ended
+    open: bool = False  # still stalled when the run ended
 
     @property
     def seconds(self) -> float:
@@ -137,8 +143,7 @@ def stage_gaps(stage: Stage, seen: Sequence[Seen], end: float) -> list[Gap]:
 def longest(gaps: Iterable[Gap], start: float, end: float, partitions: Iterable[int] | None = None) -> Gap | None:
     """The longest stall overlapping [start, end] (on these partitions only, if given)."""
     wanted = None if partitions is None else set(partitions)
-    overlapping = [g for g in gaps if g.end >= start and g.start <= end
-                   and (wanted is None or g.partition in wanted)]
+    overlapping = [g for g in gaps if g.end >= start and g.start <= end and (wanted is None or g.partition in wanted)]
     return max(overlapping, key=lambda g: g.seconds, default=None)
 
 
@@ -190,15 +195,15 @@ def trails(records: Iterable) -> dict[str, Trail]:
 
 @dataclass
 class LogVerdict:
-    orders: int = 0                                                # orders with a pizza-ordered record
+    orders: int = 0  # orders with a pizza-ordered record
     delivered: int = 0
-    lost: list[str] = field(default_factory=list)                  # ordered but never delivered
+    lost: list[str] = field(default_factory=list)  # ordered but never delivered
     duplicated: dict[str, dict[str, int]] = field(default_factory=dict)  # order -> {what: times seen} (> 1)
-    incomplete: dict[str, str] = field(default_factory=dict)       # delivered, yet a step left no record
+    incomplete: dict[str, str] = field(default_factory=dict)  # delivered, yet a step left no record
     out_of_order: dict[str, list[int]] = field(default_factory=dict)  # order -> its statuses in log order
-    failed: dict[str, list[int]] = field(default_factory=dict)     # a negative (error) status
+    failed: dict[str, list[int]] = field(default_factory=dict)  # a negative (error) status
     acknowledged_missing: list[str] = field(default_factory=list)  # 201 given, yet no pizza-ordered
-    unacknowledged: int = 0                                        # in the log without a 201 (503 or timeout)
+    unacknowledged: int = 0  # in the log without a 201 (503 or timeout)
     dead_letters: int = 0
 
     @property
@@ -207,12 +212,14 @@ class LogVerdict:
 
     def problems(self) -> list[str]:
         found = []
-        for label, items in (("lost (never delivered)", self.lost),
-                             ("acknowledged (201) but missing from pizza-ordered", self.acknowledged_missing),
-                             ("with repeated events", self.duplicated),
-                             ("delivered with a step missing", self.incomplete),
-                             ("with statuses out of order", self.out_of_order),
-                             ("with an error status", self.failed)):
+        for label, items in (
+            ("lost (never delivered)", self.lost),
+            ("acknowledged (201) but missing from pizza-ordered", self.acknowledged_missing),
+            ("with repeated events", self.duplicated),
+            ("delivered with a step missing", self.incomplete),
+            ("with statuses out of order", self.out_of_order),
+            ("with an error status", self.failed),
+        ):
             if items:
                 sample = list(items)[:3] if isinstance(items, list) else dict(list(items.items())[:3])
                 found.append(f"{len(items)} order(s) {label}, e.g. {sample}")
@@ -231,8 +238,12 @@ def judge_log(records: Sequence, acknowledged: Iterable[str]) -> LogVerdict:
             continue
         verdict.orders += 1
         verdict.unacknowledged += order_id not in acked
-        counts = {"pizza-ordered": trail.ordered, "pizza-assembled": trail.assembled, "pizza-baked": trail.baked,
-                  **{f"status {s}": trail.statuses.count(s) for s in JOURNEY}}
+        counts = {
+            "pizza-ordered": trail.ordered,
+            "pizza-assembled": trail.assembled,
+            "pizza-baked": trail.baked,
+            **{f"status {s}": trail.statuses.count(s) for s in JOURNEY},
+        }
         repeated = {what: n for what, n in counts.items() if n > 1}
         if repeated:
             verdict.duplicated[order_id] = repeated

@@ -86,10 +86,10 @@ from local_kafka.testing import read_records, unique_name
 
 KITCHEN = ("assemble", "bake", "delivery")
 WATCHED = (topics.PIZZA_ORDERED, topics.PIZZA_ASSEMBLED, topics.PIZZA_BAKED, topics.PIZZA_STATUS, topics.PIZZA_DLQ)
-NORMAL_WAIT_S = 3.0          # an input waiting longer than this means the shop is not back to normal
-ORDER_TIMEOUT_S = 15.0       # a customer's POST /api/orders
-CHECK_EVERY_S = 0.2          # how often a condition is checked while waiting for it
-MAX_RESTARTS = 5             # unexpected exits of one replica before it is left down (a crash loop)
+NORMAL_WAIT_S = 3.0  # an input waiting longer than this means the shop is not back to normal
+ORDER_TIMEOUT_S = 15.0  # a customer's POST /api/orders
+CHECK_EVERY_S = 0.2  # how often a condition is checked while waiting for it
+MAX_RESTARTS = 5  # unexpected exits of one replica before it is left down (a crash loop)
 # What the loop must reach (printed next to the figures; a test asserts no time).
 KILL_STALL_TARGET_S = 10.0
 BROKER_RECOVERY_TARGET_S = 10.0
@@ -97,18 +97,18 @@ BROKER_RECOVERY_TARGET_S = 10.0
 
 @dataclass(frozen=True)
 class ChaosSettings:
-    replicas: int = 2                 # of each kitchen service
+    replicas: int = 2  # of each kitchen service
     status_replicas: int = 2
-    time_scale: float = 0.03          # KITCHEN_TIME_SCALE: steps of 0.06-0.9 s
-    order_rate: float = 3.0           # orders per second through the webapp
-    clients: int = 4                  # customers ordering in parallel (at most this many requests open)
-    calm_s: float = 6.0               # normal operation before the first fault and between faults
+    time_scale: float = 0.03  # KITCHEN_TIME_SCALE: steps of 0.06-0.9 s
+    order_rate: float = 3.0  # orders per second through the webapp
+    clients: int = 4  # customers ordering in parallel (at most this many requests open)
+    calm_s: float = 6.0  # normal operation before the first fault and between faults
     broker_down_s: float = 10.0
     recovery_timeout_s: float = 60.0  # from a fault (or the broker's return) until back to normal
     eviction_timeout_s: float = 90.0  # for a stopped replica to leave its group
-    drain_timeout_s: float = 90.0     # for every order to be delivered once the customers stop
-    start_timeout_s: float = 180.0    # for the shop (and the broker) to start on a busy machine
-    grace_s: float = 30.0             # the Helm chart's terminationGracePeriodSeconds
+    drain_timeout_s: float = 90.0  # for every order to be delivered once the customers stop
+    start_timeout_s: float = 180.0  # for the shop (and the broker) to start on a busy machine
+    grace_s: float = 30.0  # the Helm chart's terminationGracePeriodSeconds
 
 
 # --------------------------------------------------------------------------- the replicas
@@ -121,7 +121,7 @@ class Replica:
     proc: ServiceProcess
     http_port: int
     api_port: int | None = None
-    expected_exit: bool = False       # the scenario is stopping it: its exit is no surprise
+    expected_exit: bool = False  # the scenario is stopping it: its exit is no surprise
     restarts: int = 0
 
     @property
@@ -135,8 +135,8 @@ class Exit:
 
     replica: str
     code: int | None
-    seconds: float              # from the signal (or from when it was noticed) to the exit
-    honoured: bool = True       # exited by itself within the grace period
+    seconds: float  # from the signal (or from when it was noticed) to the exit
+    honoured: bool = True  # exited by itself within the grace period
     log_tail: str = ""
 
 
@@ -162,15 +162,22 @@ class Fleet:
         http_port = free_port()
         # The client.id names the replica in the group's description (held_by); a service
         # that derives its own from INSTANCE_ID ends it the same way.
-        proc_env = {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "LOG_FORMAT": "console", "HTTP_HOST": HOST,
-                    "HTTP_PORT": str(http_port), "INSTANCE_ID": name, "KAFKA_CLIENT_ID": f"pizza-{component}-{name}",
-                    **(env or {})}
+        proc_env = {
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "LOG_FORMAT": "console",
+            "HTTP_HOST": HOST,
+            "HTTP_PORT": str(http_port),
+            "INSTANCE_ID": name,
+            "KAFKA_CLIENT_ID": f"pizza-{component}-{name}",
+            **(env or {}),
+        }
         api_port = None
         if component == "status":
             api_port = free_port()
             proc_env["API_PORT"] = str(api_port)
-        proc = ServiceProcess(name, f"pizza-{component}", env=proc_env, http_port=http_port,
-                              log_file=self.log_dir / f"{name}.log")
+        proc = ServiceProcess(
+            name, f"pizza-{component}", env=proc_env, http_port=http_port, log_file=self.log_dir / f"{name}.log"
+        )
         replica = Replica(component, slot, proc, http_port, api_port)
         self.replicas[name] = replica
         proc.start()
@@ -247,15 +254,24 @@ class LogWatcher:
 
     def __init__(self, config: dict, clock: Callable[[], float]):
         self.clock = clock
-        self.consumer = Consumer({**config, "group.id": unique_name("chaos-watcher"), "enable.auto.commit": False,
-                                  "isolation.level": "read_committed", "auto.offset.reset": "earliest",
-                                  # Sees the broker back within half a second: its own reconnection
-                                  # must not add to the recovery it measures.
-                                  "reconnect.backoff.ms": 50, "reconnect.backoff.max.ms": 500,
-                                  "error_cb": lambda err: None})  # the broker restart is expected
+        self.consumer = Consumer(
+            {
+                **config,
+                "group.id": unique_name("chaos-watcher"),
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "auto.offset.reset": "earliest",
+                # Sees the broker back within half a second: its own reconnection
+                # must not add to the recovery it measures.
+                "reconnect.backoff.ms": 50,
+                "reconnect.backoff.max.ms": 500,
+                "error_cb": lambda err: None,
+            }
+        )  # the broker restart is expected
         metadata = self.consumer.list_topics(timeout=30)
-        self.consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING)
-                              for t in WATCHED for p in metadata.topics[t].partitions])
+        self.consumer.assign(
+            [TopicPartition(t, p, OFFSET_BEGINNING) for t in WATCHED for p in metadata.topics[t].partitions]
+        )
         self._seen: list[Seen] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -268,8 +284,9 @@ class LogWatcher:
             if msg is None or msg.error():
                 continue
             key = msg.key().decode("utf-8", "replace") if msg.key() else ""
-            seen = Seen(msg.topic(), msg.partition(), msg.offset(), key, status_of(msg.topic(), msg.value()),
-                        self.clock())
+            seen = Seen(
+                msg.topic(), msg.partition(), msg.offset(), key, status_of(msg.topic(), msg.value()), self.clock()
+            )
             with self._lock:
                 self._seen.append(seen)
 
@@ -283,8 +300,11 @@ class LogWatcher:
     def oldest_wait(self, since: float = 0.0) -> tuple[float, str]:
         """Seconds the longest-waiting input (visible since `since`) has been waiting (0 if none), and which."""
         now = self.clock()
-        waiting = [(now - r.at, f"{r.topic}[{r.partition}]@{r.offset} for {stage.name}")
-                   for stage, r in pending_inputs(self.snapshot()) if r.at >= since]
+        waiting = [
+            (now - r.at, f"{r.topic}[{r.partition}]@{r.offset} for {stage.name}")
+            for stage, r in pending_inputs(self.snapshot())
+            if r.at >= since
+        ]
         return max(waiting, default=(0.0, "-"))
 
     def close(self) -> None:
@@ -296,7 +316,7 @@ class LogWatcher:
 @dataclass(frozen=True)
 class Member:
     member_id: str
-    name: str                               # group.instance.id if static, else client.id
+    name: str  # group.instance.id if static, else client.id
     partitions: frozenset[tuple[str, int]]
 
 
@@ -330,9 +350,14 @@ class Groups:
             # one answered at once. A fresh client for the next look costs a few milliseconds.
             self.admin = AdminClient(self.config)
             return None
-        members = tuple(Member(m.member_id, m.group_instance_id or m.client_id,
-                               frozenset((tp.topic, tp.partition) for tp in m.assignment.topic_partitions))
-                        for m in group.members)
+        members = tuple(
+            Member(
+                m.member_id,
+                m.group_instance_id or m.client_id,
+                frozenset((tp.topic, tp.partition) for tp in m.assignment.topic_partitions),
+            )
+            for m in group.members
+        )
         state = getattr(group.state, "name", str(group.state))
         return GroupView(state, members)
 
@@ -383,7 +408,7 @@ def held_by(replica: Replica, stage: Stage, before: GroupView | None, after: Gro
 class Attempt:
     sent: float
     answered: float
-    code: int                 # HTTP status; 0 when no answer
+    code: int  # HTTP status; 0 when no answer
     order_id: str | None
 
 
@@ -448,9 +473,13 @@ class Load:
     def counts(self) -> dict[str, int]:
         with self._lock:
             codes = [a.code for a in self.attempts]
-        return {"placed (201)": codes.count(201), "refused (503)": codes.count(503),
-                "no answer": codes.count(0), "other answers": sum(c not in (0, 201, 503) for c in codes),
-                "not sent (every customer waiting)": self.not_sent}
+        return {
+            "placed (201)": codes.count(201),
+            "refused (503)": codes.count(503),
+            "no answer": codes.count(0),
+            "other answers": sum(c not in (0, 201, 503) for c in codes),
+            "not sent (every customer waiting)": self.not_sent,
+        }
 
 
 # --------------------------------------------------------------------------- the scenario
@@ -458,15 +487,15 @@ class Load:
 
 @dataclass
 class Fault:
-    kind: str                           # "kill -9", "broker stop/start", "SIGSTOP", "SIGTERM"
-    target: str                         # a replica, or "broker"
-    stages: tuple[str, ...]             # the stages whose partitions it can stall
+    kind: str  # "kill -9", "broker stop/start", "SIGSTOP", "SIGTERM"
+    target: str  # a replica, or "broker"
+    stages: tuple[str, ...]  # the stages whose partitions it can stall
     started: float
     ended: float = 0.0
     back_to_normal: bool = False
-    target_partitions: frozenset[int] | None = None   # of the stage's input, held just before the fault
-    figures: dict[str, float | None] = field(default_factory=dict)   # named durations in seconds
-    marks: dict[str, float] = field(default_factory=dict)            # named instants
+    target_partitions: frozenset[int] | None = None  # of the stage's input, held just before the fault
+    figures: dict[str, float | None] = field(default_factory=dict)  # named durations in seconds
+    marks: dict[str, float] = field(default_factory=dict)  # named instants
     recovery: dict[str, float | None] = field(default_factory=dict)  # broker: seconds after it was back
     exit: Exit | None = None
 
@@ -484,8 +513,8 @@ class ChaosResult:
     verdict: LogVerdict = field(default_factory=LogVerdict)
     read_model: dict[str, dict[str, list[int] | None]] = field(default_factory=dict)  # replica -> bad timelines
     read_model_orders: int = 0
-    records: int = 0                  # committed records in the final read
-    unseen: int = 0                   # of which the live reader never saw (its figures are then incomplete)
+    records: int = 0  # committed records in the final read
+    unseen: int = 0  # of which the live reader never saw (its figures are then incomplete)
     unexpected: list[tuple[float, Exit]] = field(default_factory=list)
     shutdown: list[Exit] = field(default_factory=list)
 
@@ -496,15 +525,20 @@ class ChaosResult:
         """What the fault test fails on: correctness, never a duration."""
         found = list(self.verdict.problems())
         if not self.drained:
-            found.append(f"not every order was delivered within {self.settings.drain_timeout_s:.0f} s "
-                         f"after the customers stopped")
+            found.append(
+                f"not every order was delivered within {self.settings.drain_timeout_s:.0f} s "
+                f"after the customers stopped"
+            )
         for replica, bad in self.read_model.items():
             if bad:
-                found.append(f"{replica}'s read model: {len(bad)} of {self.read_model_orders} order(s) without the "
-                             f"full timeline 100, 200, 300, 400, e.g. {dict(list(bad.items())[:3])}")
+                found.append(
+                    f"{replica}'s read model: {len(bad)} of {self.read_model_orders} order(s) without the "
+                    f"full timeline 100, 200, 300, 400, e.g. {dict(list(bad.items())[:3])}"
+                )
         for at, e in self.unexpected:
-            found.append(f"{e.replica} exited by itself with code {e.code} at {at:.1f} s; its last lines:\n"
-                         f"{e.log_tail}")
+            found.append(
+                f"{e.replica} exited by itself with code {e.code} at {at:.1f} s; its last lines:\n{e.log_tail}"
+            )
         for e in self.sigterm_exits():
             if e.honoured and e.code != 0:
                 found.append(f"{e.replica} exited with code {e.code} after SIGTERM; its last lines:\n{e.log_tail}")
@@ -512,8 +546,9 @@ class ChaosResult:
 
 
 class Scenario:
-    def __init__(self, kafka: LocalKafka, log_dir: Path, settings: ChaosSettings | None = None,
-                 out: TextIO | None = None):
+    def __init__(
+        self, kafka: LocalKafka, log_dir: Path, settings: ChaosSettings | None = None, out: TextIO | None = None
+    ):
         self.kafka = kafka
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -535,8 +570,9 @@ class Scenario:
         print(f"# [{self.clock():6.1f} s] {text}", file=self.out, flush=True)
 
     # -- waiting ------------------------------------------------------------------------------
-    def wait(self, condition: Callable[[], object], timeout: float, what: str,
-             explain: Callable[[], str] | None = None) -> float | None:
+    def wait(
+        self, condition: Callable[[], object], timeout: float, what: str, explain: Callable[[], str] | None = None
+    ) -> float | None:
         """Check condition (tending the fleet) until it holds: the instant it held, or None after timeout."""
         deadline = self.clock() + timeout
         while True:
@@ -562,22 +598,29 @@ class Scenario:
         every later phase from ever being normal (it is reported by the verdict).
         """
         kitchen = [r for c in KITCHEN for r in self.fleet.of(c)]
-        return (all(r.proc.running for r in kitchen)
-                and all(self.groups.balanced(s, self.settings.replicas) for s in STAGES)
-                and self.watcher.oldest_wait(since)[0] <= NORMAL_WAIT_S)
+        return (
+            all(r.proc.running for r in kitchen)
+            and all(self.groups.balanced(s, self.settings.replicas) for s in STAGES)
+            and self.watcher.oldest_wait(since)[0] <= NORMAL_WAIT_S
+        )
 
     def abnormal(self, since: float = 0.0) -> str:
         """What keeps the shop from being normal (for the log of a phase that did not recover)."""
         down = [r.name for c in KITCHEN for r in self.fleet.of(c) if not r.proc.running]
         waited, which = self.watcher.oldest_wait(since)
-        return "; ".join([f"down: {down}"] * bool(down) + [self.groups.summary(s) for s in STAGES]
-                         + [f"longest wait {waited:.1f} s ({which})"])
+        return "; ".join(
+            [f"down: {down}"] * bool(down)
+            + [self.groups.summary(s) for s in STAGES]
+            + [f"longest wait {waited:.1f} s ({which})"]
+        )
 
     # -- set-up ------------------------------------------------------------------------------
     def start_shop(self) -> None:
         s = self.settings
-        self.say(f"starting {s.status_replicas} status and {s.replicas} of each of {', '.join(KITCHEN)} "
-                 f"(KITCHEN_TIME_SCALE={s.time_scale}) on {self.kafka.bootstrap}")
+        self.say(
+            f"starting {s.status_replicas} status and {s.replicas} of each of {', '.join(KITCHEN)} "
+            f"(KITCHEN_TIME_SCALE={s.time_scale}) on {self.kafka.bootstrap}"
+        )
         kitchen_env = {"KITCHEN_TIME_SCALE": str(s.time_scale)}
         for slot in range(s.status_replicas):
             self.fleet.start("status", slot)
@@ -616,19 +659,27 @@ class Scenario:
         self.say(f"{kind} {target}")
         return fault
 
-    def settle(self, fault: Fault, since: float, replica: Replica | None = None,
-               before: GroupView | None = None) -> None:
+    def settle(
+        self, fault: Fault, since: float, replica: Replica | None = None, before: GroupView | None = None
+    ) -> None:
         """Wait (until recovery_timeout_s after `since`) for normal; then note the partitions the replica had held."""
-        at = self.wait(lambda: self.normal(fault.started), self.remaining(since), "back to normal",
-                       lambda: self.abnormal(fault.started))
+        at = self.wait(
+            lambda: self.normal(fault.started),
+            self.remaining(since),
+            "back to normal",
+            lambda: self.abnormal(fault.started),
+        )
         fault.ended = self.clock()
         fault.back_to_normal = at is not None
         fault.figures["back to normal"] = fault.ended - fault.started if at is not None else None
         if replica is not None:
             stage = STAGE_BY_NAME[replica.component]
             fault.target_partitions = held_by(replica, stage, before, self.groups.describe(stage))
-        self.say(f"{fault.kind} {fault.target}: " + ("back to normal" if at is not None else "NOT back to normal")
-                 + f" after {fault.ended - fault.started:.1f} s")
+        self.say(
+            f"{fault.kind} {fault.target}: "
+            + ("back to normal" if at is not None else "NOT back to normal")
+            + f" after {fault.ended - fault.started:.1f} s"
+        )
 
     def remaining(self, since: float) -> float:
         return max(0.0, since + self.settings.recovery_timeout_s - self.clock())
@@ -666,8 +717,12 @@ class Scenario:
         fault = self.begin("SIGSTOP", name, (replica.component,))
         before = self.groups.describe(stage)
         replica.proc.signal(signal.SIGSTOP)
-        evicted = self.wait(lambda: self.evicted(replica, stage, before), self.settings.eviction_timeout_s,
-                            f"{name} evicted from {stage.group}", lambda: self.groups.summary(stage))
+        evicted = self.wait(
+            lambda: self.evicted(replica, stage, before),
+            self.settings.eviction_timeout_s,
+            f"{name} evicted from {stage.group}",
+            lambda: self.groups.summary(stage),
+        )
         fault.figures["evicted after"] = None if evicted is None else evicted - fault.started
         replica.proc.signal(signal.SIGCONT)
         continued = self.clock()
@@ -690,8 +745,10 @@ class Scenario:
         before = self.groups.describe(STAGE_BY_NAME[replica.component])
         fault.exit = self.fleet.terminate(name, self.settings.grace_s)
         fault.figures["exit after SIGTERM"] = fault.exit.seconds
-        self.say(f"{name} exited with code {fault.exit.code} after {fault.exit.seconds:.1f} s"
-                 + ("" if fault.exit.honoured else f" (SIGKILL after the {self.settings.grace_s:.0f} s grace)"))
+        self.say(
+            f"{name} exited with code {fault.exit.code} after {fault.exit.seconds:.1f} s"
+            + ("" if fault.exit.honoured else f" (SIGKILL after the {self.settings.grace_s:.0f} s grace)")
+        )
         self.fleet.restart(name)
         restarted = self.clock()
         self.ready_again(fault, replica, restarted)
@@ -740,11 +797,14 @@ class Scenario:
 
         def undelivered() -> str:
             waited, which = self.watcher.oldest_wait()
-            return (f"{len(acknowledged - self.watcher.delivered())} accepted order(s) not delivered; "
-                    f"longest wait {waited:.1f} s ({which})")
+            return (
+                f"{len(acknowledged - self.watcher.delivered())} accepted order(s) not delivered; "
+                f"longest wait {waited:.1f} s ({which})"
+            )
 
-        self.result.drained = self.wait(drained, self.settings.drain_timeout_s, "every order delivered",
-                                        undelivered) is not None
+        self.result.drained = (
+            self.wait(drained, self.settings.drain_timeout_s, "every order delivered", undelivered) is not None
+        )
 
     def judge(self) -> None:
         result = self.result
@@ -763,8 +823,13 @@ class Scenario:
         result.unseen = sum((r.topic, r.partition, r.offset) not in seen_at for r in records)
         # The orders the log says were delivered: each replica must show their whole timeline
         # (the others are already counted as lost).
-        order_ids = sorted({r.key for r in records if r.topic == topics.PIZZA_STATUS
-                            and status_of(r.topic, r.value) == STATUS_DELIVERED})
+        order_ids = sorted(
+            {
+                r.key
+                for r in records
+                if r.topic == topics.PIZZA_STATUS and status_of(r.topic, r.value) == STATUS_DELIVERED
+            }
+        )
         result.read_model_orders = len(order_ids)
         for replica in self.fleet.of("status"):
             self.say(f"asking {replica.name} for {len(order_ids)} delivered orders")
@@ -778,10 +843,12 @@ class Scenario:
         def since_back(record: Seen | None) -> float | None:
             return None if record is None else record.at - back
 
-        fault.recovery["first kitchen output"] = since_back(first_after(
-            seen, back, lambda r: r.key in new_orders and any(s.is_output(r) for s in STAGES)))
-        fault.recovery["first delivered"] = since_back(first_after(
-            seen, back, lambda r: r.key in new_orders and STAGE_BY_NAME["delivery"].is_output(r)))
+        fault.recovery["first kitchen output"] = since_back(
+            first_after(seen, back, lambda r: r.key in new_orders and any(s.is_output(r) for s in STAGES))
+        )
+        fault.recovery["first delivered"] = since_back(
+            first_after(seen, back, lambda r: r.key in new_orders and STAGE_BY_NAME["delivery"].is_output(r))
+        )
         firsts = [since_back(first_after(seen, back, s.is_output)) for s in STAGES]
         fault.recovery["every stage"] = None if None in firsts else max(firsts)
         accepted = [a.answered for a in self.load.attempts if a.code == 201 and a.answered >= back]
@@ -809,8 +876,9 @@ class Scenario:
         return judge_timelines(timelines)
 
 
-def run_scenario(kafka: LocalKafka, log_dir: Path, settings: ChaosSettings | None = None,
-                 out: TextIO | None = None) -> ChaosResult:
+def run_scenario(
+    kafka: LocalKafka, log_dir: Path, settings: ChaosSettings | None = None, out: TextIO | None = None
+) -> ChaosResult:
     """The whole scenario on a running broker of the caller's (which it stops and starts once)."""
     return Scenario(kafka, log_dir, settings, out).run()
 
@@ -835,9 +903,18 @@ def fault_rows(result: ChaosResult) -> list[list[str]]:
     # The calm's own stalls: those that also ended in it (one running into the first fault is that fault's).
     calm = [g for s in STAGES for g in result.gaps.get(s.name, ()) if g.end <= base_to]
     worst_base = longest(calm, base_from, base_to)
-    rows.append([f"{base_from:.0f}", "none (calm, for reference)", "-", "-",
-                 "-" if worst_base is None else f"{worst_base.seconds:.1f} p{worst_base.partition}", "-", "-",
-                 "" if worst_base is None else f"longest stall, in {worst_base.stage}"])
+    rows.append(
+        [
+            f"{base_from:.0f}",
+            "none (calm, for reference)",
+            "-",
+            "-",
+            "-" if worst_base is None else f"{worst_base.seconds:.1f} p{worst_base.partition}",
+            "-",
+            "-",
+            "" if worst_base is None else f"longest stall, in {worst_base.stage}",
+        ]
+    )
     for f in result.faults:
         # A fault's stalls: those of its stages' partitions while it lasted, except any that had
         # begun well before it (an earlier fault's, still open when the shop did not recover).
@@ -852,8 +929,18 @@ def fault_rows(result: ChaosResult) -> list[list[str]]:
         details = ", ".join(f"{k} {seconds(v)} s" for k, v in f.figures.items() if k != "back to normal")
         if f.exit is not None:
             details += f", exit code {f.exit.code}"
-        rows.append([f"{f.started:.0f}", f.kind, f.target, held, own, others,
-                     seconds(f.figures.get("back to normal")) if f.back_to_normal else "NO", details])
+        rows.append(
+            [
+                f"{f.started:.0f}",
+                f.kind,
+                f.target,
+                held,
+                own,
+                others,
+                seconds(f.figures.get("back to normal")) if f.back_to_normal else "NO",
+                details,
+            ]
+        )
     return rows
 
 
@@ -861,42 +948,66 @@ def report(result: ChaosResult) -> str:
     from benchmarks.run import table
 
     s = result.settings
-    lines = [table(
-        f"Faults under load ({s.order_rate:g} orders/s through the webapp; {s.replicas} replicas each of "
-        f"assemble, bake, delivery; KITCHEN_TIME_SCALE={s.time_scale}). Stall: the longest time a partition "
-        f"had input waiting and no output became visible (read_committed), in s, with its partition; "
-        f"target for kill -9: <= {KILL_STALL_TARGET_S:.0f} s, and none for the survivor",
-        ["t s", "fault", "target", "its partitions", "stall: its partitions", "other partitions",
-         "back to normal s", "details"], fault_rows(result))]
+    lines = [
+        table(
+            f"Faults under load ({s.order_rate:g} orders/s through the webapp; {s.replicas} replicas each of "
+            f"assemble, bake, delivery; KITCHEN_TIME_SCALE={s.time_scale}). Stall: the longest time a partition "
+            f"had input waiting and no output became visible (read_committed), in s, with its partition; "
+            f"target for kill -9: <= {KILL_STALL_TARGET_S:.0f} s, and none for the survivor",
+            [
+                "t s",
+                "fault",
+                "target",
+                "its partitions",
+                "stall: its partitions",
+                "other partitions",
+                "back to normal s",
+                "details",
+            ],
+            fault_rows(result),
+        )
+    ]
     for f in result.faults:
         if "back" in f.marks:
-            lines.append(f"\nBroker back (metadata answered) -> first kitchen output for an order placed after it "
-                         f"went down: {seconds(f.recovery.get('first kitchen output'))} s "
-                         f"(target <= {BROKER_RECOVERY_TARGET_S:.0f} s); that order delivered: "
-                         f"{seconds(f.recovery.get('first delivered'))} s; every stage committing: "
-                         f"{seconds(f.recovery.get('every stage'))} s; webapp's first accepted order: "
-                         f"{seconds(f.recovery.get('first accepted'))} s")
+            lines.append(
+                f"\nBroker back (metadata answered) -> first kitchen output for an order placed after it "
+                f"went down: {seconds(f.recovery.get('first kitchen output'))} s "
+                f"(target <= {BROKER_RECOVERY_TARGET_S:.0f} s); that order delivered: "
+                f"{seconds(f.recovery.get('first delivered'))} s; every stage committing: "
+                f"{seconds(f.recovery.get('every stage'))} s; webapp's first accepted order: "
+                f"{seconds(f.recovery.get('first accepted'))} s"
+            )
     exits = result.sigterm_exits()
     if exits:
         slowest = max(exits, key=lambda e: e.seconds)
         late = [e.replica for e in exits if not e.honoured]
         codes = sorted({e.code for e in exits}, key=str)
-        lines.append(f"SIGTERM -> exit: slowest {slowest.replica} {slowest.seconds:.1f} s (grace period "
-                     f"{s.grace_s:.0f} s); exit codes {codes}; " + (f"NOT honoured: {late}" if late else "all honoured"))
+        lines.append(
+            f"SIGTERM -> exit: slowest {slowest.replica} {slowest.seconds:.1f} s (grace period "
+            f"{s.grace_s:.0f} s); exit codes {codes}; " + (f"NOT honoured: {late}" if late else "all honoured")
+        )
     v = result.verdict
     load = ", ".join(f"{k} {n}" for k, n in result.load.items())
     lines.append(f"Orders: {load}")
-    lines.append(f"In the log: {v.orders} ordered ({v.unacknowledged} without a 201), {v.delivered} delivered, "
-                 f"{len(v.lost)} lost, {len(v.duplicated)} with repeated events ({v.duplicated_records} extra "
-                 f"records), {len(v.out_of_order)} out of order, {len(v.incomplete)} incomplete, "
-                 f"{v.dead_letters} dead letters")
+    lines.append(
+        f"In the log: {v.orders} ordered ({v.unacknowledged} without a 201), {v.delivered} delivered, "
+        f"{len(v.lost)} lost, {len(v.duplicated)} with repeated events ({v.duplicated_records} extra "
+        f"records), {len(v.out_of_order)} out of order, {len(v.incomplete)} incomplete, "
+        f"{v.dead_letters} dead letters"
+    )
     for replica, bad in result.read_model.items():
-        lines.append(f"Read model {replica}: {result.read_model_orders - len(bad)}/{result.read_model_orders} "
-                     f"delivered orders with the full timeline 100, 200, 300, 400")
-    lines.append("Unexpected exits: " + ("; ".join(f"{e.replica} code {e.code} at {at:.0f} s"
-                                                   for at, e in result.unexpected) or "none"))
-    lines.append(f"Live reader: saw {result.records - result.unseen} of the {result.records} committed records"
-                 + (" (the stall figures miss the rest)" if result.unseen else ""))
+        lines.append(
+            f"Read model {replica}: {result.read_model_orders - len(bad)}/{result.read_model_orders} "
+            f"delivered orders with the full timeline 100, 200, 300, 400"
+        )
+    lines.append(
+        "Unexpected exits: "
+        + ("; ".join(f"{e.replica} code {e.code} at {at:.0f} s" for at, e in result.unexpected) or "none")
+    )
+    lines.append(
+        f"Live reader: saw {result.records - result.unseen} of the {result.records} committed records"
+        + (" (the stall figures miss the rest)" if result.unseen else "")
+    )
     lines.append(f"Scenario {result.seconds:.0f} s; logs in {result.log_dir}")
     return "\n".join(lines)
 
@@ -909,11 +1020,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.faults", description=__doc__.split("\n\n")[0])
     parser.add_argument("--time-scale", type=float, default=defaults.time_scale, help="KITCHEN_TIME_SCALE")
     parser.add_argument("--rate", type=float, default=defaults.order_rate, help="orders per second")
-    parser.add_argument("--broker-down", type=float, default=defaults.broker_down_s,
-                        help="seconds the broker stays stopped")
-    parser.add_argument("--log-dir", type=Path, default=None,
-                        help="keep the broker's and services' logs here (default: a temporary directory, "
-                             "removed when nothing went wrong)")
+    parser.add_argument(
+        "--broker-down", type=float, default=defaults.broker_down_s, help="seconds the broker stays stopped"
+    )
+    parser.add_argument(
+        "--log-dir",
+        type=Path,
+        default=None,
+        help="keep the broker's and services' logs here (default: a temporary directory, "
+        "removed when nothing went wrong)",
+    )
     return parser.parse_args(argv)
 
 

@@ -172,8 +172,10 @@ class Environment:
             began = time.perf_counter()
             self.kafka.start()
             self.bootstrap = self.kafka.bootstrap
-            print(f"# local Kafka {KAFKA_VERSION} on {self.bootstrap}, ready after {time.perf_counter() - began:.1f} s",
-                  flush=True)
+            print(
+                f"# local Kafka {KAFKA_VERSION} on {self.bootstrap}, ready after {time.perf_counter() - began:.1f} s",
+                flush=True,
+            )
         from kafka_common.topics import create_topics
 
         create_topics(self.client_config())
@@ -191,10 +193,13 @@ class Environment:
         """Start pizza-<name> (not waiting for readiness)."""
         self._counter += 1
         label = f"{name}-{self._counter}"
-        proc = ServiceProcess(label, f"pizza-{name}", http_port=free_port(),
-                              log_file=self.log_dir / f"{label}.log",
-                              env={"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "LOG_FORMAT": self.log_format,
-                                   **(env or {})})
+        proc = ServiceProcess(
+            label,
+            f"pizza-{name}",
+            http_port=free_port(),
+            log_file=self.log_dir / f"{label}.log",
+            env={"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "LOG_FORMAT": self.log_format, **(env or {})},
+        )
         proc.start()
         self.processes.append(proc)
         return proc
@@ -233,8 +238,10 @@ def wait_balanced(procs: Sequence[ServiceProcess], expected_partitions: int, tim
         if all(counts) and sum(counts) == expected_partitions:
             return
         time.sleep(0.1)
-    raise BenchmarkError(f"{[p.name for p in procs]}: partitions not balanced within {timeout:.0f} s "
-                         f"(assigned {counts}, expected {expected_partitions} in total)")
+    raise BenchmarkError(
+        f"{[p.name for p in procs]}: partitions not balanced within {timeout:.0f} s "
+        f"(assigned {counts}, expected {expected_partitions} in total)"
+    )
 
 
 # --------------------------------------------------------------------------- orders
@@ -246,17 +253,19 @@ def random_hex(rng: random.Random, digits: int) -> str:
 
 def make_order(rng: random.Random) -> PizzaOrdered:
     extras = rng.sample(menu.EXTRA_TOPPINGS, rng.randint(0, 3))
-    pizza = Pizza(sauce=rng.choice(menu.SAUCES), cheese=rng.choice(menu.CHEESES),
-                  main_topping=rng.choice(menu.MAIN_TOPPINGS), extra_toppings=tuple(extras))
-    return PizzaOrdered(order_id=events.new_order_id(), customer_id=random_hex(rng, 8),
-                        username="bench", pizza=pizza)
+    pizza = Pizza(
+        sauce=rng.choice(menu.SAUCES),
+        cheese=rng.choice(menu.CHEESES),
+        main_topping=rng.choice(menu.MAIN_TOPPINGS),
+        extra_toppings=tuple(extras),
+    )
+    return PizzaOrdered(order_id=events.new_order_id(), customer_id=random_hex(rng, 8), username="bench", pizza=pizza)
 
 
 def producer(config: dict):
     from confluent_kafka import Producer
 
-    return Producer({**config, "enable.idempotence": True, "acks": "all", "linger.ms": 5,
-                     "compression.type": "lz4"})
+    return Producer({**config, "enable.idempotence": True, "acks": "all", "linger.ms": 5, "compression.type": "lz4"})
 
 
 def produce_waiting(prod, topic: str, key, value, headers) -> None:
@@ -277,7 +286,7 @@ def _stat_fields(pid: int) -> list[str] | None:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return raw[raw.rindex(")") + 2:].split()  # fields from the 3rd (state) on
+    return raw[raw.rindex(")") + 2 :].split()  # fields from the 3rd (state) on
 
 
 def process_tree(pid: int) -> list[int]:

@@ -45,8 +45,15 @@ class StatusWatcher:
     """Reads pizza-status (read_committed) from its current end; records each status per order."""
 
     def __init__(self, config: dict):
-        self.consumer = Consumer({**config, "group.id": "pizza-benchmark-watcher", "enable.auto.commit": False,
-                                  "isolation.level": "read_committed", "auto.offset.reset": "earliest"})
+        self.consumer = Consumer(
+            {
+                **config,
+                "group.id": "pizza-benchmark-watcher",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "auto.offset.reset": "earliest",
+            }
+        )
         meta = self.consumer.list_topics(topics.PIZZA_STATUS, timeout=10)
         partitions = sorted(meta.topics[topics.PIZZA_STATUS].partitions)
         start = []
@@ -56,8 +63,8 @@ class StatusWatcher:
         self.consumer.assign(start)
         self.lock = threading.Lock()
         self.wanted: set[str] = set()
-        self.times: dict[str, dict[int, datetime]] = {}   # order_id -> status -> ce_time
-        self.visible: dict[str, float] = {}                 # order_id -> wall clock when its 400 was read
+        self.times: dict[str, dict[int, datetime]] = {}  # order_id -> status -> ce_time
+        self.visible: dict[str, float] = {}  # order_id -> wall clock when its 400 was read
         self.delivered_all = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="status-watcher", daemon=True)
@@ -93,14 +100,14 @@ class StatusWatcher:
 class KitchenResult:
     replicas: int
     orders_per_batch: int
-    throughput: list[float] = field(default_factory=list)   # orders/s per batch
+    throughput: list[float] = field(default_factory=list)  # orders/s per batch
     batch_seconds: list[float] = field(default_factory=list)
     produce_seconds: list[float] = field(default_factory=list)
-    end_to_end: list[float] = field(default_factory=list)   # pooled over batches, seconds
+    end_to_end: list[float] = field(default_factory=list)  # pooled over batches, seconds
     visible: list[float] = field(default_factory=list)
     stages: dict[str, list[float]] = field(default_factory=lambda: {"assemble": [], "bake": [], "delivery": []})
-    single: KitchenResult | None = None                       # one order at a time, each delivered first
-    cpu: dict[str, float] = field(default_factory=dict)      # CPU seconds during the measured batches
+    single: KitchenResult | None = None  # one order at a time, each delivered first
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds during the measured batches
     measured_orders: int = 0
 
     def cpu_ms_per_order(self, name: str) -> float:
@@ -111,8 +118,9 @@ class KitchenResult:
         return Distribution.of(values)
 
 
-def run_batch(prod, watcher: StatusWatcher, n: int, rng: random.Random, timeout: float,
-              result: KitchenResult | None) -> dict[str, float]:
+def run_batch(
+    prod, watcher: StatusWatcher, n: int, rng: random.Random, timeout: float, result: KitchenResult | None
+) -> dict[str, float]:
     """Produce n orders at once; wait until all are delivered; returns {order_id: seconds to visible 400}."""
     orders = [make_order(rng) for _ in range(n)]
     watcher.expect(o.order_id for o in orders)
@@ -154,12 +162,12 @@ def run_batch(prod, watcher: StatusWatcher, n: int, rng: random.Random, timeout:
     return latencies
 
 
-def run(env: Environment, replicas: int, orders: int, batches: int, warmup: int, single: int,
-        seed: int = 1) -> KitchenResult:
+def run(
+    env: Environment, replicas: int, orders: int, batches: int, warmup: int, single: int, seed: int = 1
+) -> KitchenResult:
     """`single` orders one at a time (each delivered before the next), then `batches` bursts of `orders`."""
     rng = random.Random(seed * 1000 + replicas)
-    procs = {name: [env.service(name, {"KITCHEN_TIME_SCALE": "0"}) for _ in range(replicas)]
-             for name, _ in KITCHEN}
+    procs = {name: [env.service(name, {"KITCHEN_TIME_SCALE": "0"}) for _ in range(replicas)] for name, _ in KITCHEN}
     watcher = None
     try:
         wait_ready([p for group in procs.values() for p in group])
@@ -174,8 +182,12 @@ def run(env: Environment, replicas: int, orders: int, batches: int, warmup: int,
         result.single = KitchenResult(replicas, 1)
         for _ in range(single):
             run_batch(prod, watcher, 1, rng, 30.0, result.single)
-        meter = CpuMeter({**{name: [p.pid for p in group] for name, group in procs.items()},
-                          "broker": [env.kafka.process.pid if env.kafka and env.kafka.process else None]})
+        meter = CpuMeter(
+            {
+                **{name: [p.pid for p in group] for name, group in procs.items()},
+                "broker": [env.kafka.process.pid if env.kafka and env.kafka.process else None],
+            }
+        )
         meter.start()
         for _ in range(batches):
             run_batch(prod, watcher, orders, rng, timeout, result)

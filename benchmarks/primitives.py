@@ -37,11 +37,13 @@ class PrimitiveResult:
     visible: list[float] = field(default_factory=list)
 
     def rows(self) -> list[tuple[str, Distribution]]:
-        return [("produce + ack (EventProducer.send)", Distribution.of(self.produce_ack)),
-                ("transaction: begin..commit, 2 events + offsets", Distribution.of(self.transaction)),
-                ("  of which send_offsets_to_transaction()", Distribution.of(self.offsets)),
-                ("  of which commit_transaction()", Distribution.of(self.commit)),
-                ("commit -> visible to a read_committed consumer", Distribution.of(self.visible))]
+        return [
+            ("produce + ack (EventProducer.send)", Distribution.of(self.produce_ack)),
+            ("transaction: begin..commit, 2 events + offsets", Distribution.of(self.transaction)),
+            ("  of which send_offsets_to_transaction()", Distribution.of(self.offsets)),
+            ("  of which commit_transaction()", Distribution.of(self.commit)),
+            ("commit -> visible to a read_committed consumer", Distribution.of(self.visible)),
+        ]
 
 
 def ensure_topic(config: dict) -> None:
@@ -82,13 +84,22 @@ def run(env: Environment, n: int) -> PrimitiveResult:
         sender.close()
 
     # transactions, and how soon a read_committed consumer sees their output
-    tx = build_producer(client_config, "benchmark",
-                        {"transactional.id": f"pizza-benchmark-{uuid.uuid4().hex[:8]}",
-                         "transaction.timeout.ms": "15000"}, ClientErrors("benchmark"))
+    tx = build_producer(
+        client_config,
+        "benchmark",
+        {"transactional.id": f"pizza-benchmark-{uuid.uuid4().hex[:8]}", "transaction.timeout.ms": "15000"},
+        ClientErrors("benchmark"),
+    )
     tx.init_transactions(30)
     group = Consumer({**config, "group.id": "pizza-benchmark-txn", "enable.auto.commit": False})
-    reader = Consumer({**config, "group.id": "pizza-benchmark-reader", "enable.auto.commit": False,
-                       "isolation.level": "read_committed"})
+    reader = Consumer(
+        {
+            **config,
+            "group.id": "pizza-benchmark-reader",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
     try:
         meta = reader.list_topics(TOPIC, timeout=10)
         start = []

@@ -77,10 +77,14 @@ def fill(env: Environment, orders: int, rng: random.Random) -> None:
         at = start + timedelta(milliseconds=i)
         records = [events.encode(order, SOURCE, time=at)]
         for step, status in enumerate((STATUS_IN_OVEN, STATUS_OUT_FOR_DELIVERY, STATUS_DELIVERED), start=1):
-            records.append(events.encode(PizzaStatus(order_id=order.order_id, status=status), SOURCE,
-                                         time=at + timedelta(seconds=step)))
-        for (key, value, headers), topic in zip(records, (topics.PIZZA_ORDERED,) + (topics.PIZZA_STATUS,) * 3,
-                                                strict=True):
+            records.append(
+                events.encode(
+                    PizzaStatus(order_id=order.order_id, status=status), SOURCE, time=at + timedelta(seconds=step)
+                )
+            )
+        for (key, value, headers), topic in zip(
+            records, (topics.PIZZA_ORDERED,) + (topics.PIZZA_STATUS,) * 3, strict=True
+        ):
             produce_waiting(prod, topic, key, value, headers)
         prod.poll(0)
     if prod.flush(60) != 0:

@@ -36,24 +36,37 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     g = parser.add_argument_group("kitchen pipeline")
     g.add_argument("--orders", type=int, default=1000, help="orders per measured burst (default 1000)")
     g.add_argument("--batches", type=int, default=3, help="measured bursts per replica count (default 3)")
-    g.add_argument("--single", type=int, default=20,
-                   help="orders sent one at a time, each delivered before the next (default 20)")
+    g.add_argument(
+        "--single", type=int, default=20, help="orders sent one at a time, each delivered before the next (default 20)"
+    )
     g.add_argument("--replicas", type=int_list, default=[1, 2], help="replicas per kitchen service (default 1,2)")
     g = parser.add_argument_group("webapp")
     g.add_argument("--clients", type=int, default=8, help="concurrent client threads (default 8)")
     g.add_argument("--web-orders", type=int, default=2000, help="at most this many orders in total (default 2000)")
     g.add_argument("--web-seconds", type=float, default=40.0, help="and for at most this long (default 40)")
     g = parser.add_argument_group("status rebuild")
-    g.add_argument("--rebuild-orders", type=int_list, default=[1000, 5000],
-                   help="log sizes in orders (each with 3 status events) to rebuild from (default 1000,5000)")
+    g.add_argument(
+        "--rebuild-orders",
+        type=int_list,
+        default=[1000, 5000],
+        help="log sizes in orders (each with 3 status events) to rebuild from (default 1000,5000)",
+    )
     g.add_argument("--rebuild-repeats", type=int, default=3, help="fresh starts per size (default 3)")
     g = parser.add_argument_group("Kafka round trips")
     g.add_argument("--round-trips", type=int, default=200, help="sequential sends and transactions (default 200)")
-    parser.add_argument("--log-format", default="json", choices=("json", "console"),
-                        help="the services' LOG_FORMAT (default json, as in containers)")
-    parser.add_argument("--log-dir", type=Path, default=None,
-                        help="keep the broker's and services' logs here (default: a temporary directory, "
-                             "removed after a successful run)")
+    parser.add_argument(
+        "--log-format",
+        default="json",
+        choices=("json", "console"),
+        help="the services' LOG_FORMAT (default json, as in containers)",
+    )
+    parser.add_argument(
+        "--log-dir",
+        type=Path,
+        default=None,
+        help="keep the broker's and services' logs here (default: a temporary directory, "
+        "removed after a successful run)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.orders, args.batches, args.single = 20, 1, 3
@@ -77,8 +90,11 @@ def table(title: str, header: list[str], rows: list[list[str]]) -> str:
     line = "  ".join("-" * w for w in widths)
     out = [f"\n{title}", "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)), line]
     for r in rows:
-        out.append("  ".join((str(c).ljust(w) if i == 0 else str(c).rjust(w))
-                             for i, (c, w) in enumerate(zip(r, widths, strict=True))))
+        out.append(
+            "  ".join(
+                (str(c).ljust(w) if i == 0 else str(c).rjust(w)) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            )
+        )
     return "\n".join(out)
 
 
@@ -94,25 +110,60 @@ def kitchen_table(results: list[kitchen.KitchenResult]) -> str:
     rows = []
     for r in results:
         e2e = r.distribution("end-to-end")
-        rows.append([f"kitchen burst, {replicas_label(r.replicas)}", f"{r.orders_per_batch}x{len(r.throughput)}",
-                     spread(r.throughput, lambda x: f"{x:.0f}"), *dist_cells(e2e),
-                     ms(Distribution.of(r.visible).p50),
-                     " / ".join(ms(r.distribution(s).p50) for s in ("assemble", "bake", "delivery"))])
+        rows.append(
+            [
+                f"kitchen burst, {replicas_label(r.replicas)}",
+                f"{r.orders_per_batch}x{len(r.throughput)}",
+                spread(r.throughput, lambda x: f"{x:.0f}"),
+                *dist_cells(e2e),
+                ms(Distribution.of(r.visible).p50),
+                " / ".join(ms(r.distribution(s).p50) for s in ("assemble", "bake", "delivery")),
+            ]
+        )
     for r in results:
         one = r.single
-        rows.append([f"kitchen one at a time, {replicas_label(r.replicas)}", str(len(one.end_to_end)), "-",
-                     *dist_cells(one.distribution("end-to-end")), ms(Distribution.of(one.visible).p50),
-                     " / ".join(ms(one.distribution(s).p50) for s in ("assemble", "bake", "delivery"))])
-    cpu_rows = [[f"CPU ms per order, {replicas_label(r.replicas)}",
-                 *(f"{r.cpu_ms_per_order(name):.2f}" for name in ("assemble", "bake", "delivery", "broker"))]
-                for r in results]
-    return "\n".join([
-        table("1. Kitchen pipeline (KITCHEN_TIME_SCALE=0): orders on pizza-ordered until 400 read committed; "
-              "latencies per order in ms (e2e from ce_time; visible = 400 read here)",
-              ["scenario", "orders", "orders/s med (min-max)", "e2e p50", "p95", "p99", "max",
-               "visible p50", "stage p50 asm/bake/dlv"], rows),
-        table("   CPU time during the bursts (/proc utime+stime; all replicas of a service together)",
-              ["", "assemble", "bake", "delivery", "broker"], cpu_rows)])
+        rows.append(
+            [
+                f"kitchen one at a time, {replicas_label(r.replicas)}",
+                str(len(one.end_to_end)),
+                "-",
+                *dist_cells(one.distribution("end-to-end")),
+                ms(Distribution.of(one.visible).p50),
+                " / ".join(ms(one.distribution(s).p50) for s in ("assemble", "bake", "delivery")),
+            ]
+        )
+    cpu_rows = [
+        [
+            f"CPU ms per order, {replicas_label(r.replicas)}",
+            *(f"{r.cpu_ms_per_order(name):.2f}" for name in ("assemble", "bake", "delivery", "broker")),
+        ]
+        for r in results
+    ]
+    return "\n".join(
+        [
+            table(
+                "1. Kitchen pipeline (KITCHEN_TIME_SCALE=0): orders on pizza-ordered until 400 read committed; "
+                "latencies per order in ms (e2e from ce_time; visible = 400 read here)",
+                [
+                    "scenario",
+                    "orders",
+                    "orders/s med (min-max)",
+                    "e2e p50",
+                    "p95",
+                    "p99",
+                    "max",
+                    "visible p50",
+                    "stage p50 asm/bake/dlv",
+                ],
+                rows,
+            ),
+            table(
+                "   CPU time during the bursts (/proc utime+stime; all replicas of a service together)",
+                ["", "assemble", "bake", "delivery", "broker"],
+                cpu_rows,
+            ),
+        ]
+    )
 
 
 def webapp_table(r: webapp.WebResult) -> str:
@@ -121,28 +172,52 @@ def webapp_table(r: webapp.WebResult) -> str:
         d = r.distribution(kind)
         rows.append([label, str(d.n), f"{r.rate(kind):.1f}", *dist_cells(d)])
     errors = ", ".join(f"{k}: {v}" for k, v in sorted(r.errors.items())) or "none"
-    return table(f"2. Webapp JSON API, {r.clients} clients, each POST then GET; {r.elapsed:.1f} s measured; "
-                 f"errors: {errors}",
-                 ["request", "count", "req/s", "p50 ms", "p95", "p99", "max"], rows)
+    return table(
+        f"2. Webapp JSON API, {r.clients} clients, each POST then GET; {r.elapsed:.1f} s measured; errors: {errors}",
+        ["request", "count", "req/s", "p50 ms", "p95", "p99", "max"],
+        rows,
+    )
 
 
 def rebuild_table(results: list[rebuild.RebuildResult]) -> str:
     rows = []
     for r in results:
         rate = [r.offsets / s for s in r.rebuild if s > 0]
-        rows.append([f"status rebuild, {r.target_orders} orders written{r.note}", f"{r.ordered_offsets}+{r.status_offsets}",
-                     str(len(r.ready)), spread(r.http_up, lambda x: f"{x:.2f}"),
-                     spread(r.ready, lambda x: f"{x:.2f}"), spread(r.rebuild, lambda x: f"{x:.2f}"),
-                     spread(rate, lambda x: f"{x:.0f}"), spread(r.peak_rss_mib, lambda x: f"{x:.0f}")])
-    return table("3. Status rebuild: fresh pizza-status until /readyz 200 (seconds from exec; median (min-max))",
-                 ["scenario", "offsets ordered+status", "starts", "http up s", "ready s", "rebuild s",
-                  "offsets/s", "peak RSS MiB"], rows)
+        rows.append(
+            [
+                f"status rebuild, {r.target_orders} orders written{r.note}",
+                f"{r.ordered_offsets}+{r.status_offsets}",
+                str(len(r.ready)),
+                spread(r.http_up, lambda x: f"{x:.2f}"),
+                spread(r.ready, lambda x: f"{x:.2f}"),
+                spread(r.rebuild, lambda x: f"{x:.2f}"),
+                spread(rate, lambda x: f"{x:.0f}"),
+                spread(r.peak_rss_mib, lambda x: f"{x:.0f}"),
+            ]
+        )
+    return table(
+        "3. Status rebuild: fresh pizza-status until /readyz 200 (seconds from exec; median (min-max))",
+        [
+            "scenario",
+            "offsets ordered+status",
+            "starts",
+            "http up s",
+            "ready s",
+            "rebuild s",
+            "offsets/s",
+            "peak RSS MiB",
+        ],
+        rows,
+    )
 
 
 def primitives_table(r: primitives.PrimitiveResult) -> str:
     rows = [[label, str(d.n), *dist_cells(d), ms(d.min)] for label, d in r.rows()]
-    return table("4. Kafka round trips with the services' client settings, one at a time (ms)",
-                 ["round trip", "count", "p50", "p95", "p99", "max", "min"], rows)
+    return table(
+        "4. Kafka round trips with the services' client settings, one at a time (ms)",
+        ["round trip", "count", "p50", "p95", "p99", "max", "min"],
+        rows,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,16 +229,21 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = args.log_dir or Path(tempfile.mkdtemp(prefix="pizza-bench-"))
     log_dir.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
-    print(f"# pizza-shop benchmarks, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
-          f"command: python -m benchmarks {' '.join(sys.argv[1:] if argv is None else argv)}".rstrip(), flush=True)
+    print(
+        f"# pizza-shop benchmarks, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
+        f"command: python -m benchmarks {' '.join(sys.argv[1:] if argv is None else argv)}".rstrip(),
+        flush=True,
+    )
     env = Environment(log_dir=log_dir, log_format=args.log_format)
     output: list[str] = []
     ok = False
     try:
         env.start()
         output += machine_lines(env.kafka_version)
-        output.append(f"services: LOG_FORMAT={args.log_format}, one process each unless stated; "
-                      f"load generator in this process on the same cores")
+        output.append(
+            f"services: LOG_FORMAT={args.log_format}, one process each unless stated; "
+            f"load generator in this process on the same cores"
+        )
         for line in output:
             print(line, flush=True)
         if "kitchen" in sections:
@@ -171,22 +251,27 @@ def main(argv: list[str] | None = None) -> int:
             for n in args.replicas:
                 print(f"# kitchen: {n} replica(s) per service, {args.batches} x {args.orders} orders ...", flush=True)
                 t = time.perf_counter()
-                results.append(kitchen.run(env, n, args.orders, args.batches, warmup=min(20, args.orders),
-                                           single=args.single))
+                results.append(
+                    kitchen.run(env, n, args.orders, args.batches, warmup=min(20, args.orders), single=args.single)
+                )
                 print(f"#   done in {time.perf_counter() - t:.0f} s", flush=True)
             output.append(kitchen_table(results))
             print(output[-1], flush=True)
         if "webapp" in sections:
-            print(f"# webapp: {args.clients} clients, up to {args.web_orders} orders or {args.web_seconds:.0f} s ...",
-                  flush=True)
+            print(
+                f"# webapp: {args.clients} clients, up to {args.web_orders} orders or {args.web_seconds:.0f} s ...",
+                flush=True,
+            )
             t = time.perf_counter()
             result = webapp.run(env, args.clients, args.web_orders, args.web_seconds)
             print(f"#   done in {time.perf_counter() - t:.0f} s", flush=True)
             output.append(webapp_table(result))
             print(output[-1], flush=True)
         if "rebuild" in sections:
-            print(f"# rebuild: log sizes {args.rebuild_orders} orders, {args.rebuild_repeats} start(s) each ...",
-                  flush=True)
+            print(
+                f"# rebuild: log sizes {args.rebuild_orders} orders, {args.rebuild_repeats} start(s) each ...",
+                flush=True,
+            )
             t = time.perf_counter()
             results = rebuild.run(env, args.rebuild_orders, args.rebuild_repeats)
             print(f"#   done in {time.perf_counter() - t:.0f} s", flush=True)
@@ -202,8 +287,11 @@ def main(argv: list[str] | None = None) -> int:
         ok = True
     finally:
         env.stop()
-        print(f"\n# total {time.perf_counter() - began:.0f} s; logs: "
-              f"{log_dir if (args.log_dir or not ok) else 'removed (use --log-dir to keep them)'}", flush=True)
+        print(
+            f"\n# total {time.perf_counter() - began:.0f} s; logs: "
+            f"{log_dir if (args.log_dir or not ok) else 'removed (use --log-dir to keep them)'}",
+            flush=True,
+        )
         if ok and args.log_dir is None:
             shutil.rmtree(log_dir, ignore_errors=True)
     return 0

@@ -38,8 +38,14 @@ def test_quick_run_prints_every_row(tmp_path):
     repo = Path(__file__).resolve().parent.parent
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PYTHONPATH"] = str(repo)
-    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--log-dir", str(tmp_path / "logs")],
-                          cwd=repo, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--log-dir", str(tmp_path / "logs")],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     out = proc.stdout
     assert proc.returncode == 0, f"exit {proc.returncode}\n{out[-4000:]}\n{proc.stderr[-4000:]}"
     missing = [row for row in ROWS if row not in out]

@@ -38,14 +38,25 @@ class WebResult:
 
 
 def pizza(rng: random.Random) -> dict:
-    return {"sauce": rng.choice(menu.SAUCES), "cheese": rng.choice(menu.CHEESES),
-            "main_topping": rng.choice(menu.MAIN_TOPPINGS),
-            "extra_toppings": rng.sample(menu.EXTRA_TOPPINGS, rng.randint(0, 3))}
+    return {
+        "sauce": rng.choice(menu.SAUCES),
+        "cheese": rng.choice(menu.CHEESES),
+        "main_topping": rng.choice(menu.MAIN_TOPPINGS),
+        "extra_toppings": rng.sample(menu.EXTRA_TOPPINGS, rng.randint(0, 3)),
+    }
 
 
 class Client(threading.Thread):
-    def __init__(self, index: int, base: str, budget: _Budget, result: WebResult, lock: threading.Lock,
-                 warmup: int, warm: threading.Barrier):
+    def __init__(
+        self,
+        index: int,
+        base: str,
+        budget: _Budget,
+        result: WebResult,
+        lock: threading.Lock,
+        warmup: int,
+        warm: threading.Barrier,
+    ):
         super().__init__(name=f"client-{index}", daemon=True)
         self.base, self.budget, self.result, self.lock = base, budget, result, lock
         self.warmup, self.warm = warmup, warm
@@ -145,11 +156,11 @@ def run(env: Environment, clients: int, orders: int, seconds: float, warmup: int
         env.stop_services(procs)
 
 
-
 # --------------------------------------------------------------------------- stalled clients
 
-STALLED_HEAD = (b"POST /api/orders HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-                b"Content-Length: 4096\r\n\r\n{")
+STALLED_HEAD = (
+    b"POST /api/orders HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: 4096\r\n\r\n{"
+)
 
 
 @dataclass
@@ -193,19 +204,22 @@ def stalled_clients(env: Environment, stalled: int, samples: int, timeout: float
         time.sleep(1.0)  # let the server take them in
         try:
             for _ in range(samples):
-                for kind, call in (("healthz", lambda: requests.get(webapp.url("/healthz"), timeout=timeout)),
-                                   ("orders", lambda: http.post(webapp.url("/api/orders"), json=pizza(rng),
-                                                                timeout=timeout))):
+                for kind, call in (
+                    ("healthz", lambda: requests.get(webapp.url("/healthz"), timeout=timeout)),
+                    ("orders", lambda: http.post(webapp.url("/api/orders"), json=pizza(rng), timeout=timeout)),
+                ):
                     began = time.perf_counter()
                     try:
                         reply = call()
                     except requests.RequestException as exc:
-                        result.errors[f"{kind} {type(exc).__name__}"] = result.errors.get(
-                            f"{kind} {type(exc).__name__}", 0) + 1
+                        result.errors[f"{kind} {type(exc).__name__}"] = (
+                            result.errors.get(f"{kind} {type(exc).__name__}", 0) + 1
+                        )
                         continue
                     if reply.status_code not in (200, 201):
-                        result.errors[f"{kind} {reply.status_code}"] = result.errors.get(
-                            f"{kind} {reply.status_code}", 0) + 1
+                        result.errors[f"{kind} {reply.status_code}"] = (
+                            result.errors.get(f"{kind} {reply.status_code}", 0) + 1
+                        )
                         continue
                     getattr(result, kind).append(time.perf_counter() - began)
         finally:
@@ -236,12 +250,16 @@ def main(argv: list[str] | None = None) -> int:
         r = stalled_clients(env, args.stalled, args.samples, args.timeout)
     finally:
         env.stop()
-    print(f"{r.opened} connections stalled in their body; {args.samples} requests of each kind, one at a time, "
-          f"client timeout {args.timeout:.0f} s")
+    print(
+        f"{r.opened} connections stalled in their body; {args.samples} requests of each kind, one at a time, "
+        f"client timeout {args.timeout:.0f} s"
+    )
     for kind, label in (("healthz", "GET /healthz"), ("orders", "POST /api/orders")):
         d = Distribution.of(getattr(r, kind))
-        print(f"  {label:18} answered {d.n:3}  p50 {d.p50 * 1000:8.1f} ms  p99 {d.p99 * 1000:8.1f} ms  "
-              f"max {d.max * 1000:8.1f} ms")
+        print(
+            f"  {label:18} answered {d.n:3}  p50 {d.p50 * 1000:8.1f} ms  p99 {d.p99 * 1000:8.1f} ms  "
+            f"max {d.max * 1000:8.1f} ms"
+        )
     print(f"  errors: {', '.join(f'{k}: {v}' for k, v in sorted(r.errors.items())) or 'none'}")
     return 0
 

@@ -31,13 +31,19 @@ def images() -> dict[str, dict]:
     env = {**os.environ, "TAG": IMAGE_TAG}
     result = subprocess.run(
         ["bash", str(REPO / "scripts/images/build-images.sh")],
-        capture_output=True, text=True, timeout=1700, env=env, cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=1700,
+        env=env,
+        cwd=REPO,
     )
     if result.returncode != 0:
         pytest.fail(f"build-images.sh exited {result.returncode}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
     inspect = subprocess.run(
         ["bash", str(REPO / "scripts/images/podman.sh"), "image", "inspect", *(image_name(s) for s in SERVICES)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     if inspect.returncode != 0:
         pytest.fail(f"podman image inspect failed:\n{inspect.stderr[-3000:]}")

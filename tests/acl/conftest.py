@@ -26,16 +26,20 @@ RELEASE = "pizza-shop"
 @dataclass(frozen=True)
 class ChartUser:
     component: str
-    name: str          # the KafkaUser's name: the SCRAM user name in the cluster
-    acls: list[dict]   # spec.authorization.acls
+    name: str  # the KafkaUser's name: the SCRAM user name in the cluster
+    acls: list[dict]  # spec.authorization.acls
 
 
 def render_kafka_users() -> dict[str, ChartUser]:
     helm = shutil.which("helm") or str(REPO / ".cache" / "bin" / "helm")
     if not Path(helm).is_file():
         pytest.fail("helm not found on PATH or in .cache/bin: run `make tools`")
-    proc = subprocess.run([helm, "template", RELEASE, str(CHART), "--set", "kafka.auth.type=scram-sha-512"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [helm, "template", RELEASE, str(CHART), "--set", "kafka.auth.type=scram-sha-512"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if proc.returncode != 0:
         pytest.fail(f"helm template failed:\n{proc.stderr}")
     users = {}

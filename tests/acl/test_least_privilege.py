@@ -25,8 +25,12 @@ DENIAL_TIMEOUT_S = 30.0
 def test_every_service_works_with_exactly_the_charts_acls(scram_kafka, service_users, service_process):
     def start(component: str, env: dict | None = None):
         user_env = scram_kafka.client_env(service_users[component].name)
-        return service_process(f"pizza-{component}", name=component, bootstrap=scram_kafka.bootstrap,
-                               env={**user_env, "KITCHEN_TIME_SCALE": "0", **(env or {})})
+        return service_process(
+            f"pizza-{component}",
+            name=component,
+            bootstrap=scram_kafka.bootstrap,
+            env={**user_env, "KITCHEN_TIME_SCALE": "0", **(env or {})},
+        )
 
     status = start("status")
     for kitchen in ("assemble", "bake", "delivery"):
@@ -35,8 +39,9 @@ def test_every_service_works_with_exactly_the_charts_acls(scram_kafka, service_u
 
     customer = Customer(webapp.url(""), "least-privilege")
     order_id = customer.order(1)
-    order = wait_until(lambda: (o := customer.get(order_id))["status"] == STATUS_DELIVERED and o, 90,
-                       "the order delivered")
+    order = wait_until(
+        lambda: (o := customer.get(order_id))["status"] == STATUS_DELIVERED and o, 90, "the order delivered"
+    )
     assert [e["status"] for e in order["events"]] == [100, 200, 300, 400]
 
 
@@ -53,8 +58,7 @@ def poll_errors(client_errors, done, timeout: float, wanted: int) -> set[str]:
 def produce_errors(config: dict, topic: str) -> set[str]:
     """Errors from producing one record; nothing denied ever lands, so the record is junk on purpose."""
     errors = []
-    producer = Producer({**config, "message.timeout.ms": str(int(DENIAL_TIMEOUT_S * 1000)),
-                         "error_cb": errors.append})
+    producer = Producer({**config, "message.timeout.ms": str(int(DENIAL_TIMEOUT_S * 1000)), "error_cb": errors.append})
     producer.produce(topic, key=b"intruder", value=b"{}", on_delivery=lambda err, msg: err and errors.append(err))
 
     def poll():
@@ -72,8 +76,9 @@ def read_errors(config: dict, topic: str) -> set[str]:
     """Errors from fetching every partition of a topic from the beginning. Without Describe the
     topic's metadata is already denied; with Describe only, the fetch is. The consumer's group
     is none the user may use (reading with assign() needs none): its group error is ignored."""
-    consumer = Consumer({**config, "group.id": "pizza-acl-probe", "enable.auto.commit": "false",
-                         "enable.partition.eof": "true"})
+    consumer = Consumer(
+        {**config, "group.id": "pizza-acl-probe", "enable.auto.commit": "false", "enable.partition.eof": "true"}
+    )
     at_end: set[int] = set()
 
     def poll():
@@ -93,8 +98,9 @@ def read_errors(config: dict, topic: str) -> set[str]:
         if metadata.error is not None:
             return {metadata.error.name()}
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in metadata.partitions])
-        return poll_errors(poll, lambda: at_end == set(metadata.partitions), DENIAL_TIMEOUT_S,
-                           KafkaError.TOPIC_AUTHORIZATION_FAILED)
+        return poll_errors(
+            poll, lambda: at_end == set(metadata.partitions), DENIAL_TIMEOUT_S, KafkaError.TOPIC_AUTHORIZATION_FAILED
+        )
     finally:
         consumer.close()
 
@@ -141,8 +147,9 @@ def test_each_service_is_denied_what_it_does_not_declare(component, scram_kafka,
     for group in sorted(set(ALL_GROUPS) - {usage.group}):
         assert "GROUP_AUTHORIZATION_FAILED" in join_errors(config, group, readable), f"{component} may join {group}"
     for other in sorted(set(SHOP_COMPONENTS) - {component}):
-        assert init_transactions_error(config, f"pizza-{other}-0") == "TRANSACTIONAL_ID_AUTHORIZATION_FAILED", \
+        assert init_transactions_error(config, f"pizza-{other}-0") == "TRANSACTIONAL_ID_AUTHORIZATION_FAILED", (
             f"{component} may use {other}'s transactional ids"
+        )
 
 
 @pytest.mark.parametrize("component", SHOP_COMPONENTS)

@@ -13,8 +13,9 @@ from local_kafka.broker import KafkaStartError, LocalKafka, ScramAuth
 
 pytestmark = pytest.mark.slow
 
-READ_ORDERS = [{"resource": {"type": "topic", "name": "pizza-ordered", "patternType": "literal"},
-                "operations": ["Describe"]}]
+READ_ORDERS = [
+    {"resource": {"type": "topic", "name": "pizza-ordered", "patternType": "literal"}, "operations": ["Describe"]}
+]
 
 
 def visible_topics(config: dict) -> set[str]:
@@ -27,7 +28,7 @@ def test_admin_and_users_survive_a_restart_and_a_plain_data_dir_is_refused(tmp_p
     try:
         kafka.create_topics()
         user = kafka.add_user("reader", READ_ORDERS)
-        assert visible_topics(user) == {"pizza-ordered"}   # Describe on one topic: the others are hidden
+        assert visible_topics(user) == {"pizza-ordered"}  # Describe on one topic: the others are hidden
         kafka.stop()
         again = LocalKafka(kafka.port, kafka.controller_port, tmp_path / "kafka", auth=ScramAuth())
         try:

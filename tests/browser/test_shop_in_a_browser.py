@@ -31,12 +31,15 @@ def shop(service_process, tmp_path):
     status = service_process("pizza-status", env=kitchen)
     for name in ("pizza-assemble", "pizza-bake", "pizza-delivery"):
         service_process(name, env=kitchen)
-    return service_process("pizza-webapp", env={
-        "STATUS_URL": status.api_url("").rstrip("/"),
-        "SECRET_KEY": "browser-test-key",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "webapp-metrics"),
-        "WEB_CONCURRENCY": "2",
-    })
+    return service_process(
+        "pizza-webapp",
+        env={
+            "STATUS_URL": status.api_url("").rstrip("/"),
+            "SECRET_KEY": "browser-test-key",
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "webapp-metrics"),
+            "WEB_CONCURRENCY": "2",
+        },
+    )
 
 
 @pytest.fixture
@@ -99,5 +102,6 @@ def test_order_a_pizza_and_watch_it_delivered(shop, browser):
 
     page.get_by_role("link", name="My orders", exact=True).click()
     expect(page.locator(".order-row").filter(has_text="Minced meat on Pesto")).to_contain_text(
-        "Your pizza was delivered")
+        "Your pizza was delivered"
+    )
     assert problems == [], problems

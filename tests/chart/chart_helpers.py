@@ -80,7 +80,9 @@ class Rendered:
         return found[0]
 
     def pod_specs(self) -> list[tuple[str, dict]]:
-        specs = [(f"Deployment/{d['metadata']['name']}", d["spec"]["template"]["spec"]) for d in self.of_kind("Deployment")]
+        specs = [
+            (f"Deployment/{d['metadata']['name']}", d["spec"]["template"]["spec"]) for d in self.of_kind("Deployment")
+        ]
         specs += [(f"Pod/{d['metadata']['name']}", d["spec"]) for d in self.of_kind("Pod")]
         return specs
 

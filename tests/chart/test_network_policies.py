@@ -9,8 +9,13 @@ from chart_helpers import CI_VALUES, COMPONENTS, RELEASE, render
 
 
 def selector(component):
-    return {"matchLabels": {"app.kubernetes.io/name": "pizza-shop", "app.kubernetes.io/instance": RELEASE,
-                            "app.kubernetes.io/component": component}}
+    return {
+        "matchLabels": {
+            "app.kubernetes.io/name": "pizza-shop",
+            "app.kubernetes.io/instance": RELEASE,
+            "app.kubernetes.io/component": component,
+        }
+    }
 
 
 def policies(r):
@@ -35,8 +40,12 @@ def test_defaults():
             assert ingress["from"] == metrics_from
         if component == "status":
             # The query API: only the webapp and the helm test pod, not the scrapers.
-            assert spec["ingress"][1:] == [{"ports": [{"port": "api", "protocol": "TCP"}],
-                                            "from": [{"podSelector": selector("webapp")}, {"podSelector": selector("test")}]}]
+            assert spec["ingress"][1:] == [
+                {
+                    "ports": [{"port": "api", "protocol": "TCP"}],
+                    "from": [{"podSelector": selector("webapp")}, {"podSelector": selector("test")}],
+                }
+            ]
         else:
             assert len(spec["ingress"]) == 1
         egress = spec["egress"]
@@ -44,10 +53,21 @@ def test_defaults():
         assert {p["port"] for p in dns["ports"]} == {53}
         assert {p["protocol"] for p in dns["ports"]} == {"UDP", "TCP"}
         assert {p["port"] for p in kafka["ports"]} == {9092, 9093}
-        assert kafka["to"] == [{"podSelector": {"matchLabels": {
-            "strimzi.io/cluster": "pizza-kafka", "strimzi.io/kind": "Kafka", "strimzi.io/name": "pizza-kafka-kafka"}}}]
+        assert kafka["to"] == [
+            {
+                "podSelector": {
+                    "matchLabels": {
+                        "strimzi.io/cluster": "pizza-kafka",
+                        "strimzi.io/kind": "Kafka",
+                        "strimzi.io/name": "pizza-kafka-kafka",
+                    }
+                }
+            }
+        ]
         if component == "webapp":
-            assert egress[2:] == [{"ports": [{"port": "api", "protocol": "TCP"}], "to": [{"podSelector": selector("status")}]}]
+            assert egress[2:] == [
+                {"ports": [{"port": "api", "protocol": "TCP"}], "to": [{"podSelector": selector("status")}]}
+            ]
         else:
             assert len(egress) == 2
 
@@ -75,20 +95,27 @@ def test_restricted_webapp_and_external_kafka():
     assert not by_name["scram-tls-external-values"].of_kind("NetworkPolicy")
 
 
-
 def test_kafka_egress_follows_the_bootstrap_ports_without_strimzi():
     """A broker on a port other than 9092/9093 is reachable: the egress rule takes the ports
     that kafka.bootstrapServers names (each once)."""
     from chart_helpers import helm, parse_manifests, template_args
 
-    out = helm(*template_args(None, "--set", "strimzi.enabled=false",
-                              "--set", r"kafka.bootstrapServers=k-0.k.svc:19092\, k-1.k.svc:19093\,k-2.k.svc:19092")).stdout
+    out = helm(
+        *template_args(
+            None,
+            "--set",
+            "strimzi.enabled=false",
+            "--set",
+            r"kafka.bootstrapServers=k-0.k.svc:19092\, k-1.k.svc:19093\,k-2.k.svc:19092",
+        )
+    ).stdout
     nps = [d for d in parse_manifests(out) if d["kind"] == "NetworkPolicy"]
     assert nps
     for np in nps:
         kafka = np["spec"]["egress"][1]
         assert kafka["ports"] == [{"port": 19092, "protocol": "TCP"}, {"port": 19093, "protocol": "TCP"}]
         assert "to" not in kafka
-    no_port = helm(*template_args(None, "--set", "strimzi.enabled=false", "--set", "kafka.bootstrapServers=kafka"),
-                   check=False)
+    no_port = helm(
+        *template_args(None, "--set", "strimzi.enabled=false", "--set", "kafka.bootstrapServers=kafka"), check=False
+    )
     assert no_port.returncode != 0 and "has no port" in no_port.stderr

@@ -11,8 +11,14 @@ from chart_helpers import CHART, COMPONENTS, RELEASE, helm, parse_manifests, tem
 
 # KAFKA_* variables the chart sets itself (each is read as a librdkafka property).
 KAFKA_ENV = {
-    "KAFKA_BOOTSTRAP_SERVERS", "KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISMS", "KAFKA_SASL_USERNAME",
-    "KAFKA_SASL_PASSWORD", "KAFKA_SSL_CA_LOCATION", "KAFKA_SSL_CERTIFICATE_LOCATION", "KAFKA_SSL_KEY_LOCATION",
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "KAFKA_SECURITY_PROTOCOL",
+    "KAFKA_SASL_MECHANISMS",
+    "KAFKA_SASL_USERNAME",
+    "KAFKA_SASL_PASSWORD",
+    "KAFKA_SSL_CA_LOCATION",
+    "KAFKA_SSL_CERTIFICATE_LOCATION",
+    "KAFKA_SSL_KEY_LOCATION",
 }
 SHUTDOWN_SECONDS = 20  # the services' bounded graceful shutdown (webapp: gunicorn graceful timeout)
 
@@ -179,14 +185,27 @@ def test_dashboards_and_rules_from_files(tmp_path):
     (dashboards / "zz_chart_test.json").write_text('{"title": "chart test", "panels": []}')
     rules = chart / "files" / "prometheus-rules"
     rules.mkdir(parents=True, exist_ok=True)
-    (rules / "zz-list-form.yaml").write_text("- name: chart-test-list\n  rules:\n    - record: a:b\n      expr: vector(1)\n")
-    (rules / "zz-map-form.yaml").write_text("groups:\n  - name: chart-test-map\n    rules:\n      - record: c:d\n        expr: vector(1)\n")
+    (rules / "zz-list-form.yaml").write_text(
+        "- name: chart-test-list\n  rules:\n    - record: a:b\n      expr: vector(1)\n"
+    )
+    (rules / "zz-map-form.yaml").write_text(
+        "groups:\n  - name: chart-test-map\n    rules:\n      - record: c:d\n        expr: vector(1)\n"
+    )
     values = tmp_path / "v.yaml"
-    values.write_text(yaml.safe_dump({
-        "monitoring": {"enabled": True, "labels": {"release": "kps"}},
-        "dashboards": {"enabled": True, "label": "my_dashboard", "labelValue": "yes", "folder": "Shop",
-                       "folderAnnotation": "grafana_folder"},
-    }))
+    values.write_text(
+        yaml.safe_dump(
+            {
+                "monitoring": {"enabled": True, "labels": {"release": "kps"}},
+                "dashboards": {
+                    "enabled": True,
+                    "label": "my_dashboard",
+                    "labelValue": "yes",
+                    "folder": "Shop",
+                    "folderAnnotation": "grafana_folder",
+                },
+            }
+        )
+    )
     docs = parse_manifests(helm(*template_args(values, chart=chart)).stdout)
     cms = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"].get("labels", {}).get("my_dashboard") == "yes"]
     assert len(cms) == len(list(dashboards.glob("*.json")))
@@ -217,10 +236,17 @@ def test_dashboards_and_rules_render_without_files(tmp_path):
     assert [d for d in docs if d["kind"] == "ServiceMonitor"]
 
 
-@pytest.mark.parametrize(("disabled", "expected"), [
-    ((), "400"), (("delivery",), "300"), (("bake",), "200"), (("bake", "delivery"), "200"),
-    (("assemble",), "100"), (("status",), "placed"),
-])
+@pytest.mark.parametrize(
+    ("disabled", "expected"),
+    [
+        ((), "400"),
+        (("delivery",), "300"),
+        (("bake",), "200"),
+        (("bake", "delivery"), "200"),
+        (("assemble",), "100"),
+        (("status",), "placed"),
+    ],
+)
 def test_helm_test_expects_what_the_enabled_components_can_reach(disabled, expected):
     """With a kitchen stage disabled (the plain-bootstrap example disables bake) the order stops
     where that stage would take it over: the test waits for that status, not for a delivery

@@ -19,9 +19,15 @@ CRD_FILES = {
     ("kafka.strimzi.io", "KafkaTopic"): "strimzi-1.2.0/043-Crd-kafkatopic.yaml",
     ("kafka.strimzi.io", "KafkaUser"): "strimzi-1.2.0/044-Crd-kafkauser.yaml",
     ("kafka.strimzi.io", "KafkaNodePool"): "strimzi-1.2.0/045-Crd-kafkanodepool.yaml",
-    ("monitoring.coreos.com", "ServiceMonitor"): "prometheus-operator-v0.93.0/monitoring.coreos.com_servicemonitors.yaml",
+    (
+        "monitoring.coreos.com",
+        "ServiceMonitor",
+    ): "prometheus-operator-v0.93.0/monitoring.coreos.com_servicemonitors.yaml",
     ("monitoring.coreos.com", "PodMonitor"): "prometheus-operator-v0.93.0/monitoring.coreos.com_podmonitors.yaml",
-    ("monitoring.coreos.com", "PrometheusRule"): "prometheus-operator-v0.93.0/monitoring.coreos.com_prometheusrules.yaml",
+    (
+        "monitoring.coreos.com",
+        "PrometheusRule",
+    ): "prometheus-operator-v0.93.0/monitoring.coreos.com_prometheusrules.yaml",
     ("keda.sh", "ScaledObject"): "keda-v2.20.2/keda.sh_scaledobjects.yaml",
     ("keda.sh", "TriggerAuthentication"): "keda-v2.20.2/keda.sh_triggerauthentications.yaml",
 }
@@ -98,9 +104,22 @@ def test_names_are_unique(rendered):
 def test_every_values_file_switches_on_something_and_all_features_are_covered(all_rendered):
     """Together the ci/*.yaml files switch on every optional feature."""
     kinds = {d["kind"] for r in all_rendered for d in r.docs}
-    for kind in ("Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser", "ServiceMonitor", "PodMonitor",
-                 "PrometheusRule", "ScaledObject", "TriggerAuthentication", "Ingress", "NetworkPolicy",
-                 "PodDisruptionBudget", "Secret", "Pod"):
+    for kind in (
+        "Kafka",
+        "KafkaNodePool",
+        "KafkaTopic",
+        "KafkaUser",
+        "ServiceMonitor",
+        "PodMonitor",
+        "PrometheusRule",
+        "ScaledObject",
+        "TriggerAuthentication",
+        "Ingress",
+        "NetworkPolicy",
+        "PodDisruptionBudget",
+        "Secret",
+        "Pod",
+    ):
         assert kind in kinds, f"no values set renders a {kind}"
     auth = {r.values["kafka"]["auth"]["type"] for r in all_rendered}
     assert auth == {"none", "scram-sha-512", "tls"}

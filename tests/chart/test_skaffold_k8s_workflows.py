@@ -32,8 +32,10 @@ RELEASE = SKAFFOLD["deploy"]["helm"]["releases"][0]
 def test_skaffold_is_valid_v4beta14():
     schema = json.loads((schemas_dir() / "skaffold-v2.24.0" / "v4beta14.json").read_text())
     assert SKAFFOLD["apiVersion"] == "skaffold/v4beta14"
-    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
-              for e in jsonschema.Draft7Validator(schema).iter_errors(SKAFFOLD)]
+    errors = [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in jsonschema.Draft7Validator(schema).iter_errors(SKAFFOLD)
+    ]
     assert not errors, "\n".join(errors)
 
 
@@ -89,8 +91,15 @@ def test_skaffold_renders_with_its_values(tmp_path):
     sets = []
     for key in RELEASE["setValueTemplates"]:
         sets += ["--set", f"{key}={'abc123' if key.endswith('tag') else 'localhost/pizza-x'}"]
-    args = ["template", RELEASE["name"], str(REPO / RELEASE["chartPath"]), "--namespace", RELEASE["namespace"],
-            "--kube-version", "1.34.0"]
+    args = [
+        "template",
+        RELEASE["name"],
+        str(REPO / RELEASE["chartPath"]),
+        "--namespace",
+        RELEASE["namespace"],
+        "--kube-version",
+        "1.34.0",
+    ]
     for f in files:
         assert (REPO / f).is_file(), f
         args += ["-f", str(REPO / f)]
@@ -103,7 +112,9 @@ def test_skaffold_renders_with_its_values(tmp_path):
     assert forward["port"] == services[forward["resourceName"]]["spec"]["ports"][0]["port"]
     webapp = services[forward["resourceName"]]
     assert webapp["spec"]["type"] == "NodePort" and webapp["spec"]["ports"][0]["nodePort"] == 30080
-    images = {c["image"] for d in docs if d["kind"] == "Deployment" for c in d["spec"]["template"]["spec"]["containers"]}
+    images = {
+        c["image"] for d in docs if d["kind"] == "Deployment" for c in d["spec"]["template"]["spec"]["containers"]
+    }
     assert images == {"localhost/pizza-x:abc123"}
 
 
@@ -120,7 +131,7 @@ def test_kind_config_publishes_the_webapp_nodeport():
     assert config["apiVersion"] == "kind.x-k8s.io/v1alpha4" and config["kind"] == "Cluster"
     mappings = [m for n in config["nodes"] for m in n.get("extraPortMappings", [])]
     assert {"containerPort": 30080, "hostPort": 8080}.items() <= mappings[0].items()
-    assert f'kind-{config["name"]}' == SKAFFOLD["profiles"][0]["activation"][0]["kubeContext"]
+    assert f"kind-{config['name']}" == SKAFFOLD["profiles"][0]["activation"][0]["kubeContext"]
 
 
 @pytest.mark.parametrize("name", ["dev", "production"])
@@ -150,7 +161,9 @@ def test_production_values_fit_the_production_cluster():
     values = REPO / "k8s" / "values-production.yaml"
     docs = parse_manifests(helm(*template_args(values)).stdout)
     kafka = next(d for d in parse_manifests((REPO / "k8s/kafka/production.yaml").read_text()) if d["kind"] == "Kafka")
-    listener_auth = {lst["port"]: lst.get("authentication", {}).get("type") for lst in kafka["spec"]["kafka"]["listeners"]}
+    listener_auth = {
+        lst["port"]: lst.get("authentication", {}).get("type") for lst in kafka["spec"]["kafka"]["listeners"]
+    }
     users = [d for d in docs if d["kind"] == "KafkaUser"]
     assert len(users) == len(COMPONENTS)
     for u in users:
@@ -176,8 +189,13 @@ def test_kube_prometheus_stack_values_match_the_chart():
 
 
 def test_scripts_are_valid_bash():
-    scripts = [*REPO.glob("k8s/*.sh"), *REPO.glob(".github/scripts/*.sh"), *REPO.glob("scripts/cluster/*.sh"),
-               *REPO.glob("helm/*.sh"), *REPO.glob("scripts/images/**/*.sh")]
+    scripts = [
+        *REPO.glob("k8s/*.sh"),
+        *REPO.glob(".github/scripts/*.sh"),
+        *REPO.glob("scripts/cluster/*.sh"),
+        *REPO.glob("helm/*.sh"),
+        *REPO.glob("scripts/images/**/*.sh"),
+    ]
     assert len(scripts) > 8
     for script in scripts:
         proc = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
@@ -197,7 +215,14 @@ def test_workflows_cover_ci_and_e2e():
     e2e_text = (REPO / ".github/workflows/e2e.yml").read_text()
     assert {"lint", "chart", "test", "images"} <= set(ci["jobs"])
     assert set(ci["jobs"]["images"]["strategy"]["matrix"]["service"]) == set(COMPONENTS)
-    for needle in ("ruff check", "make test", "tests/chart", "fetch-schemas.sh", "setup-java", "docker/build-push-action"):
+    for needle in (
+        "ruff check",
+        "make test",
+        "tests/chart",
+        "fetch-schemas.sh",
+        "setup-java",
+        "docker/build-push-action",
+    ):
         assert needle in ci_text, needle
     for needle in ("k8s/kind-up.sh", "skaffold run -p kind", "helm test pizza-shop", "if: failure()", "logs"):
         assert needle in e2e_text, needle
@@ -229,18 +254,25 @@ def test_release_workflow_publishes_images_and_chart_with_one_version():
 def test_package_chart_sets_version_and_images(tmp_path):
     """What a release installs: version = appVersion = image tag, images from the release's registry."""
     env = {**os.environ, "PATH": f"{Path(tool('helm')).parent}:{os.environ['PATH']}"}
-    proc = subprocess.run(["bash", str(REPO / "helm/package-chart.sh"), "1.2.3", "ghcr.io/acme/pizza-", str(tmp_path)],
-                          capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        ["bash", str(REPO / "helm/package-chart.sh"), "1.2.3", "ghcr.io/acme/pizza-", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     package = proc.stdout.strip()
     assert package.endswith("pizza-shop-1.2.3.tgz")
     meta = yaml.safe_load(helm("show", "chart", package).stdout)
     assert meta["version"] == meta["appVersion"] == "1.2.3"
     docs = parse_manifests(helm("template", "pizza-shop", package, "--namespace", "pizza").stdout)
-    images = {c["image"] for d in docs if d["kind"] == "Deployment" for c in d["spec"]["template"]["spec"]["containers"]}
+    images = {
+        c["image"] for d in docs if d["kind"] == "Deployment" for c in d["spec"]["template"]["spec"]["containers"]
+    }
     assert images == {f"ghcr.io/acme/pizza-{c}:1.2.3" for c in COMPONENTS}
-    bad = subprocess.run(["bash", str(REPO / "helm/package-chart.sh"), "v1.2", "x/", str(tmp_path)],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        ["bash", str(REPO / "helm/package-chart.sh"), "v1.2", "x/", str(tmp_path)], capture_output=True, text=True
+    )
     assert bad.returncode == 2 and "SemVer" in bad.stderr
 
 

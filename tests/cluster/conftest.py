@@ -38,8 +38,11 @@ def version() -> str:
 
 
 def extra_values_args() -> list[str]:
-    return [arg for extra in filter(None, os.environ.get("PIZZA_CLUSTER_EXTRA_VALUES", "").split(":"))
-            for arg in ("-f", extra)]
+    return [
+        arg
+        for extra in filter(None, os.environ.get("PIZZA_CLUSTER_EXTRA_VALUES", "").split(":"))
+        for arg in ("-f", extra)
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -52,8 +55,15 @@ def installed(version) -> float:
         helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait", "--timeout", "5m", timeout=330)
     kubectl("delete", "pods", "-n", NAMESPACE, "-l", INSTANCE, "--ignore-not-found", "--wait=true", timeout=120)
     started = time.monotonic()
-    run("bash", str(REPO / "scripts" / "cluster" / "install-shop.sh"), version,
-        "--set", "kitchenTimeScale=0.1", *extra_values_args(), timeout=900)
+    run(
+        "bash",
+        str(REPO / "scripts" / "cluster" / "install-shop.sh"),
+        version,
+        "--set",
+        "kitchenTimeScale=0.1",
+        *extra_values_args(),
+        timeout=900,
+    )
     seconds = time.monotonic() - started
     print(f"\ninstall of {version} (Kafka, topics, helm install --wait): {seconds:.0f} s")
     return seconds

@@ -38,11 +38,15 @@ def tool(name: str) -> str:
     return found
 
 
-def run(*cmd: str, check: bool = True, timeout: float = 300, input: str | None = None,
-        cwd: Path | None = None) -> subprocess.CompletedProcess:
+def run(
+    *cmd: str, check: bool = True, timeout: float = 300, input: str | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
     # The cluster's own binaries (kubectl, skaffold) and `make tools`' helm first, for child tools too.
-    env = {**os.environ, "KUBECONFIG": str(KUBECONFIG),
-           "PATH": f"{BIN}:{REPO / '.cache' / 'bin'}:{os.environ.get('PATH', '')}"}
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(KUBECONFIG),
+        "PATH": f"{BIN}:{REPO / '.cache' / 'bin'}:{os.environ.get('PATH', '')}",
+    }
     proc = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout, input=input, env=env, cwd=cwd)
     if check and proc.returncode != 0:
         pytest.fail(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")

@@ -28,13 +28,31 @@ def server():
     for crd in crds:
         kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
     kubectl("wait", "--for=condition=Established", "--timeout=60s", *(f"-f={c}" for c in crds))
-    kubectl("apply", "-f", "-", input=json.dumps({
-        "apiVersion": "v1", "kind": "Namespace",
-        "metadata": {"name": NAMESPACE, "labels": {"pod-security.kubernetes.io/enforce": "restricted",
-                                                    "pod-security.kubernetes.io/warn": "restricted"}}}))
+    kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {
+                    "name": NAMESPACE,
+                    "labels": {
+                        "pod-security.kubernetes.io/enforce": "restricted",
+                        "pod-security.kubernetes.io/warn": "restricted",
+                    },
+                },
+            }
+        ),
+    )
     # One values file puts the dashboards in Grafana's namespace.
-    kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "Namespace",
-                                                  "metadata": {"name": "monitoring"}}))
+    kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "monitoring"}}),
+    )
     version = json.loads(kubectl("version", "-o", "json").stdout)["serverVersion"]["gitVersion"]
     return version.lstrip("v")
 
@@ -58,19 +76,33 @@ def test_the_apiserver_accepts_every_object(server, values: Path | None):
 
 
 def test_the_namespace_really_enforces_restricted(server):
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "privileged", "namespace": NAMESPACE},
-           "spec": {"containers": [{"name": "c", "image": "localhost:5000/k8s/pause:3.10",
-                                    "securityContext": {"privileged": True}}]}}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "privileged", "namespace": NAMESPACE},
+        "spec": {
+            "containers": [
+                {"name": "c", "image": "localhost:5000/k8s/pause:3.10", "securityContext": {"privileged": True}}
+            ]
+        },
+    }
     applied = kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(pod), check=False)
     assert applied.returncode != 0 and "violates PodSecurity" in applied.stderr, applied.stderr
 
 
 def test_a_cel_rule_is_enforced(server):
     """KEDA's ScaledObject CRD carries CEL rules: the apiserver runs them on a dry run."""
-    scaled = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
-              "metadata": {"name": "bad", "namespace": NAMESPACE},
-              "spec": {"scaleTargetRef": {"name": "x"}, "minReplicaCount": 5, "maxReplicaCount": 2,
-                       "triggers": [{"type": "cpu", "metadata": {"value": "50"}}]}}
+    scaled = {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {"name": "bad", "namespace": NAMESPACE},
+        "spec": {
+            "scaleTargetRef": {"name": "x"},
+            "minReplicaCount": 5,
+            "maxReplicaCount": 2,
+            "triggers": [{"type": "cpu", "metadata": {"value": "50"}}],
+        },
+    }
     applied = kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(scaled), check=False)
     assert applied.returncode != 0, applied.stdout
     assert "minReplicaCount must be less than or equal to maxReplicaCount" in applied.stderr, applied.stderr

@@ -62,9 +62,12 @@ def deployments() -> dict[str, dict]:
 def rolled_out(component: str) -> bool:
     d = deployments()[component]
     status, want = d["status"], d["spec"]["replicas"]
-    return (status.get("observedGeneration") == d["metadata"]["generation"]
-            and status.get("updatedReplicas") == want and status.get("readyReplicas") == want
-            and status.get("replicas") == want)
+    return (
+        status.get("observedGeneration") == d["metadata"]["generation"]
+        and status.get("updatedReplicas") == want
+        and status.get("readyReplicas") == want
+        and status.get("replicas") == want
+    )
 
 
 def all_rolled_out() -> bool:
@@ -127,21 +130,27 @@ class Load:
 
     def check_every_order_delivered_once(self) -> None:
         """Every accepted order ends delivered, its timeline each status exactly once, in order."""
+
         def undelivered():
             return [(c, o) for c in self.customers for o in c.orders if c.get(o)["status"] != STATUS_DELIVERED]
+
         try:
             wait_until(lambda: not undelivered(), DELIVERY_TIMEOUT_S, "every accepted order delivered", interval=2)
         except AssertionError:
             stuck = {o: c.get(o)["status"] for c, o in undelivered()}
-            raise AssertionError(f"{len(stuck)} of {self.accepted} accepted orders not delivered within "
-                                 f"{DELIVERY_TIMEOUT_S} s (order: last status): {stuck}") from None
+            raise AssertionError(
+                f"{len(stuck)} of {self.accepted} accepted orders not delivered within "
+                f"{DELIVERY_TIMEOUT_S} s (order: last status): {stuck}"
+            ) from None
         for c in self.customers:
             listed = [o["order_id"] for o in c.listed()]
             assert Counter(listed) == Counter(c.orders), f"{c.username}: listed orders differ from the accepted ones"
             for order_id in c.orders:
                 assert statuses(c, order_id) == JOURNEY, f"order {order_id}: {statuses(c, order_id)}"
-        print(f"\n{self.accepted} orders accepted, each delivered once; refused or failed in flight: "
-              f"{dict(self.refused) or 0}")
+        print(
+            f"\n{self.accepted} orders accepted, each delivered once; refused or failed in flight: "
+            f"{dict(self.refused) or 0}"
+        )
 
 
 class ReadyWatch:
@@ -154,8 +163,9 @@ class ReadyWatch:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            by_component = Counter(p["metadata"]["labels"]["app.kubernetes.io/component"]
-                                   for p in pods(NAMESPACE, INSTANCE) if is_ready(p))
+            by_component = Counter(
+                p["metadata"]["labels"]["app.kubernetes.io/component"] for p in pods(NAMESPACE, INSTANCE) if is_ready(p)
+            )
             for c in COMPONENTS:
                 self.fewest[c] = min(self.fewest[c], by_component[c])
             self._stop.wait(0.5)
@@ -212,8 +222,11 @@ def test_port_forward_serves_the_shop(installed):
         port = s.getsockname()[1]
     forward = subprocess.Popen(
         [tool("kubectl"), "port-forward", "-n", NAMESPACE, f"svc/{RELEASE}-webapp", f"{port}:8080"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "KUBECONFIG": str(KUBECONFIG)})
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "KUBECONFIG": str(KUBECONFIG)},
+    )
     try:
         wait_until(lambda: "Forwarding from" in (forward.stdout.readline() or ""), 30, "port-forward", interval=0.1)
         reply = requests.get(f"http://127.0.0.1:{port}/api/menu", timeout=10)
@@ -273,8 +286,23 @@ def test_orders_survive_a_rolling_upgrade_to_new_images(version):
     with Load() as load, ReadyWatch() as watch:
         load.wait_for_orders(5)
         started = time.monotonic()
-        helm("upgrade", RELEASE, CHART, "--version", version, "--plain-http", "-n", NAMESPACE, "--reuse-values",
-             "--set", f"default.image.tag={new_tag}", "--wait", "--timeout", "10m", timeout=630)
+        helm(
+            "upgrade",
+            RELEASE,
+            CHART,
+            "--version",
+            version,
+            "--plain-http",
+            "-n",
+            NAMESPACE,
+            "--reuse-values",
+            "--set",
+            f"default.image.tag={new_tag}",
+            "--wait",
+            "--timeout",
+            "10m",
+            timeout=630,
+        )
         print(f"\nhelm upgrade (every Deployment rolled) in {time.monotonic() - started:.0f} s")
         load.wait_for_orders(5)
     for component in COMPONENTS:
@@ -291,16 +319,26 @@ def test_orders_survive_a_node_drain_that_respects_the_disruption_budgets():
         # One node: each Deployment may lose one of its two pods; the second eviction is refused
         # by its PodDisruptionBudget until a replacement is Ready, which the cordoned node never
         # gets. The drain gives up at its timeout, with every stage still serving.
-        drain = kubectl("drain", node, "--pod-selector", f"{INSTANCE},app.kubernetes.io/component!=test",
-                        "--delete-emptydir-data",
-                        "--ignore-daemonsets", "--timeout=45s", check=False, timeout=120)
+        drain = kubectl(
+            "drain",
+            node,
+            "--pod-selector",
+            f"{INSTANCE},app.kubernetes.io/component!=test",
+            "--delete-emptydir-data",
+            "--ignore-daemonsets",
+            "--timeout=45s",
+            check=False,
+            timeout=120,
+        )
         load.wait_for_orders(10)
         kubectl("uncordon", node)
         wait_until(all_rolled_out, 300, "every Deployment back at full strength", interval=1)
     output = drain.stdout + drain.stderr
     assert drain.returncode != 0, "the drain cannot finish on one node without breaking a budget"
     assert "disruption budget" in output, output[-2000:]
-    evicted = Counter(line.split("/")[-1].rsplit("-", 2)[0] for line in output.splitlines() if line.endswith(" evicted"))
+    evicted = Counter(
+        line.split("/")[-1].rsplit("-", 2)[0] for line in output.splitlines() if line.endswith(" evicted")
+    )
     print(f"\ndrain evicted: {dict(evicted)}; fewest ready pods seen: {watch.fewest}")
     assert all(n >= 1 for n in watch.fewest.values()), f"a component had no ready pod: {watch.fewest}"
     load.check_every_order_delivered_once()
@@ -317,10 +355,12 @@ def test_liveness_probe_restarts_a_stuck_consumer():
     os.kill(pid, signal.SIGSTOP)
     started = time.monotonic()
     with Load() as load:
+
         def restarted():
             pod = get("pod", "-n", NAMESPACE, name)
             status = pod["status"]["containerStatuses"][0]
             return status["restartCount"] > restarts and is_ready(pod) and pod
+
         pod = wait_until(restarted, 400, f"{name} restarted by its liveness probe and Ready again", interval=2)
         print(f"\n{name} stopped, restarted by the kubelet and Ready again after {time.monotonic() - started:.0f} s")
         load.wait_for_orders(10)
@@ -335,8 +375,23 @@ def test_liveness_probe_restarts_a_stuck_consumer():
 def test_helm_test_passes_with_a_kitchen_stage_disabled(version):
     """The chart's own plain-bootstrap example disables bake: the test then follows the order
     to the oven (200) and passes, instead of waiting out its timeout for a delivery."""
-    helm("upgrade", RELEASE, CHART, "--version", version, "--plain-http", "-n", NAMESPACE, "--reuse-values",
-         "--set", "components.bake.enabled=false", "--wait", "--timeout", "5m", timeout=330)
+    helm(
+        "upgrade",
+        RELEASE,
+        CHART,
+        "--version",
+        version,
+        "--plain-http",
+        "-n",
+        NAMESPACE,
+        "--reuse-values",
+        "--set",
+        "components.bake.enabled=false",
+        "--wait",
+        "--timeout",
+        "5m",
+        timeout=330,
+    )
     assert "bake" not in deployments()
     started = time.monotonic()
     out = helm("test", RELEASE, "-n", NAMESPACE, "--logs", "--timeout", "3m", timeout=200).stdout
@@ -349,12 +404,19 @@ def test_helm_test_passes_with_a_kitchen_stage_disabled(version):
 
 def test_uninstall_removes_the_release():
     helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait", "--timeout", "5m", timeout=330)
-    left = get("deployments,replicasets,services,configmaps,secrets,networkpolicies,poddisruptionbudgets,"
-               "serviceaccounts", "-n", NAMESPACE, "-l", INSTANCE)["items"]
+    left = get(
+        "deployments,replicasets,services,configmaps,secrets,networkpolicies,poddisruptionbudgets,serviceaccounts",
+        "-n",
+        NAMESPACE,
+        "-l",
+        INSTANCE,
+    )["items"]
     assert [f"{o['kind']}/{o['metadata']['name']}" for o in left] == []
+
     # The pods go as the garbage collector deletes their ReplicaSets and they stop gracefully.
     # Helm never deletes test hooks: the last test pod is all that may stay (with its logs).
     def pods_left():
         return sorted(p["metadata"]["name"] for p in pods(NAMESPACE, INSTANCE))
+
     wait_until(lambda: pods_left() in ([], [f"{RELEASE}-test-order"]), 180, "the release's pods gone", interval=2)
     kubectl("delete", "pod", "-n", NAMESPACE, f"{RELEASE}-test-order", "--ignore-not-found")

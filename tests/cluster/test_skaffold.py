@@ -14,8 +14,16 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 
 def skaffold(*args: str, timeout: float = 1200):
-    return run(tool("skaffold"), *args, "--kube-context", "pizza", "--update-check=false", "--interactive=false",
-               timeout=timeout, cwd=REPO)
+    return run(
+        tool("skaffold"),
+        *args,
+        "--kube-context",
+        "pizza",
+        "--update-check=false",
+        "--interactive=false",
+        timeout=timeout,
+        cwd=REPO,
+    )
 
 
 def test_skaffold_run_with_the_local_profile():

@@ -33,9 +33,11 @@ def start_services(service_process, *names, env=None):
 def start_shop(service_process, time_scale=FAST_KITCHEN, kitchen=("assemble", "bake", "delivery")):
     procs = start_services(service_process, "status", *kitchen, env={"KITCHEN_TIME_SCALE": time_scale})
     # A customer here places up to 8 orders before the first is delivered: above the default cap.
-    procs["webapp"] = service_process("pizza-webapp", name="webapp",
-                                      env={"STATUS_URL": procs["status"].api_url(""), "WEB_CONCURRENCY": "2",
-                                           "MAX_OPEN_ORDERS_PER_CUSTOMER": "10"})
+    procs["webapp"] = service_process(
+        "pizza-webapp",
+        name="webapp",
+        env={"STATUS_URL": procs["status"].api_url(""), "WEB_CONCURRENCY": "2", "MAX_OPEN_ORDERS_PER_CUSTOMER": "10"},
+    )
     return procs
 
 
@@ -71,8 +73,11 @@ def test_concurrent_customers_all_get_their_pizza_with_the_full_timeline(service
     for customer in customers:  # each sees exactly their own three, at once (read-your-writes)
         assert {o["order_id"] for o in customer.listed()} == {oid for oid, c in owner.items() if c is customer}
     for order_id, customer in owner.items():
-        wait_until(lambda oid=order_id: (o := status_api(shop["status"], oid)) and o["status"] == 400, 120,
-                   f"order {order_id} delivered")
+        wait_until(
+            lambda oid=order_id: (o := status_api(shop["status"], oid)) and o["status"] == 400,
+            120,
+            f"order {order_id} delivered",
+        )
         seen = customer.get(order_id)
         assert seen["status"] == STATUS_DELIVERED and seen["status_text"] == "Your pizza was delivered"
         assert journey(seen) == FULL_JOURNEY
@@ -118,18 +123,23 @@ def test_status_replicas_agree_rebuild_from_the_log_and_survive_kill_9(service_p
     customer = Customer(shop["webapp"].url(""), "reader")
     order_ids = [customer.order(n) for n in range(3)]
     for order_id in order_ids:
-        wait_until(lambda oid=order_id: (o := status_api(shop["status"], oid)) and o["status"] == 400, 120,
-                   "delivered")
+        wait_until(lambda oid=order_id: (o := status_api(shop["status"], oid)) and o["status"] == 400, 120, "delivered")
     late = service_process("pizza-status", name="status-late")  # ready only once caught up with the log
     for order_id in order_ids:
         assert status_api(late, order_id) == status_api(shop["status"], order_id)
     listing = f"/api/orders?customer_id={customer.customer_id}"
-    assert requests.get(late.api_url(listing), timeout=10).json() == requests.get(shop["status"].api_url(listing),
-                                                                             timeout=10).json()
+    assert (
+        requests.get(late.api_url(listing), timeout=10).json()
+        == requests.get(shop["status"].api_url(listing), timeout=10).json()
+    )
     before = {oid: status_api(shop["status"], oid) for oid in order_ids}
     shop["status"].kill()
-    restarted = service_process("pizza-status", name="status-restarted", http_port=shop["status"].http_port,
-                                env={"API_PORT": str(shop["status"].api_port)})
+    restarted = service_process(
+        "pizza-status",
+        name="status-restarted",
+        http_port=shop["status"].http_port,
+        env={"API_PORT": str(shop["status"].api_port)},
+    )
     assert {oid: status_api(restarted, oid) for oid in order_ids} == before
     assert all(customer.get(oid)["status"] == STATUS_DELIVERED for oid in order_ids)  # the webapp reads it again
 
@@ -146,5 +156,7 @@ def test_kitchen_times_follow_the_original_recipe_seed():
 
     order = events.PizzaOrdered(order_id=events.new_order_id(), customer_id="ab", username="x", pizza=pizza)
     assert assembling_seconds(order) == seed % 5 + 2
-    assert baking_seconds(events.PizzaAssembled(order_id=order.order_id, customer_id="ab", pizza=pizza)) == seed % 10 + 10
+    assert (
+        baking_seconds(events.PizzaAssembled(order_id=order.order_id, customer_id="ab", pizza=pizza)) == seed % 10 + 10
+    )
     assert delivery_seconds("ab") == 0xAB % 10 + 5

@@ -25,14 +25,22 @@ def seen(topic, key, at, partition=0, status=None):
 
 def test_a_stall_runs_from_the_first_pending_input_to_the_next_output_of_its_partition():
     log = [
-        seen(topics.PIZZA_ORDERED, "a", 1.0), seen(topics.PIZZA_ASSEMBLED, "a", 1.5),   # 0.5 s step
-        seen(topics.PIZZA_ORDERED, "b", 2.0), seen(topics.PIZZA_ORDERED, "c", 3.0),     # crash here
-        seen(topics.PIZZA_ASSEMBLED, "b", 14.0), seen(topics.PIZZA_ASSEMBLED, "c", 14.5),
-        seen(topics.PIZZA_ORDERED, "d", 4.0, partition=1), seen(topics.PIZZA_ASSEMBLED, "d", 4.2, partition=1),
+        seen(topics.PIZZA_ORDERED, "a", 1.0),
+        seen(topics.PIZZA_ASSEMBLED, "a", 1.5),  # 0.5 s step
+        seen(topics.PIZZA_ORDERED, "b", 2.0),
+        seen(topics.PIZZA_ORDERED, "c", 3.0),  # crash here
+        seen(topics.PIZZA_ASSEMBLED, "b", 14.0),
+        seen(topics.PIZZA_ASSEMBLED, "c", 14.5),
+        seen(topics.PIZZA_ORDERED, "d", 4.0, partition=1),
+        seen(topics.PIZZA_ASSEMBLED, "d", 4.2, partition=1),
     ]
     gaps = stage_gaps(ASSEMBLE, log, end=20.0)
     assert sorted((g.partition, g.start, g.end) for g in gaps) == [
-        (0, 1.0, 1.5), (0, 2.0, 14.0), (0, 14.0, 14.5), (1, 4.0, 4.2)]
+        (0, 1.0, 1.5),
+        (0, 2.0, 14.0),
+        (0, 14.0, 14.5),
+        (1, 4.0, 4.2),
+    ]
     worst = longest(gaps, 3.0, 5.0)
     assert (worst.partition, worst.seconds) == (0, 12.0)
     assert round(longest(gaps, 3.0, 5.0, partitions=[1]).seconds, 6) == 0.2
@@ -40,8 +48,10 @@ def test_a_stall_runs_from_the_first_pending_input_to_the_next_output_of_its_par
 
 
 def test_an_input_never_answered_is_an_open_stall_until_the_end_and_pending():
-    log = [seen(topics.PIZZA_BAKED, "a", 1.0, partition=3),
-           seen(topics.PIZZA_STATUS, "a", 2.0, partition=3, status=300)]   # not delivery's output
+    log = [
+        seen(topics.PIZZA_BAKED, "a", 1.0, partition=3),
+        seen(topics.PIZZA_STATUS, "a", 2.0, partition=3, status=300),
+    ]  # not delivery's output
     (gap,) = stage_gaps(DELIVERY, log, end=9.0)
     assert (gap.partition, gap.start, gap.end, gap.open) == (3, 1.0, 9.0, True)
     assert [(s.name, r.key) for s, r in pending_inputs(log)] == [("delivery", "a")]
@@ -58,9 +68,14 @@ def record(topic, key, offset, status=None):
 
 
 def full_journey(key, start=0):
-    return [record(topics.PIZZA_ORDERED, key, start), record(topics.PIZZA_ASSEMBLED, key, start),
-            record(topics.PIZZA_BAKED, key, start), record(topics.PIZZA_STATUS, key, start, 200),
-            record(topics.PIZZA_STATUS, key, start + 1, 300), record(topics.PIZZA_STATUS, key, start + 2, 400)]
+    return [
+        record(topics.PIZZA_ORDERED, key, start),
+        record(topics.PIZZA_ASSEMBLED, key, start),
+        record(topics.PIZZA_BAKED, key, start),
+        record(topics.PIZZA_STATUS, key, start, 200),
+        record(topics.PIZZA_STATUS, key, start + 1, 300),
+        record(topics.PIZZA_STATUS, key, start + 2, 400),
+    ]
 
 
 def test_a_clean_log_has_no_problem():
@@ -71,11 +86,18 @@ def test_a_clean_log_has_no_problem():
 def test_loss_repetition_disorder_gaps_and_dead_letters_are_all_reported():
     log = full_journey("ok")
     log += [record(topics.PIZZA_ORDERED, "lost", 0), record(topics.PIZZA_STATUS, "lost", 5, 200)]
-    log += full_journey("twice") + [record(topics.PIZZA_STATUS, "twice", 9, 300),
-                                    record(topics.PIZZA_BAKED, "twice", 9)]
-    log += [record(topics.PIZZA_ORDERED, "swapped", 0), record(topics.PIZZA_ASSEMBLED, "swapped", 0),
-            record(topics.PIZZA_BAKED, "swapped", 0), record(topics.PIZZA_STATUS, "swapped", 1, 200),
-            record(topics.PIZZA_STATUS, "swapped", 2, 400), record(topics.PIZZA_STATUS, "swapped", 3, 300)]
+    log += full_journey("twice") + [
+        record(topics.PIZZA_STATUS, "twice", 9, 300),
+        record(topics.PIZZA_BAKED, "twice", 9),
+    ]
+    log += [
+        record(topics.PIZZA_ORDERED, "swapped", 0),
+        record(topics.PIZZA_ASSEMBLED, "swapped", 0),
+        record(topics.PIZZA_BAKED, "swapped", 0),
+        record(topics.PIZZA_STATUS, "swapped", 1, 200),
+        record(topics.PIZZA_STATUS, "swapped", 2, 400),
+        record(topics.PIZZA_STATUS, "swapped", 3, 300),
+    ]
     log += [r for r in full_journey("gap") if not (r.topic == topics.PIZZA_STATUS and r.json()["status"] == 300)]
     log += [record(topics.PIZZA_DLQ, "poison", 0)]
     verdict = judge_log(log, acknowledged={"ok", "lost", "twice", "swapped", "gap", "never-written"})
@@ -105,29 +127,57 @@ def test_the_report_shows_every_fault_and_problems_name_only_correctness():
     from benchmarks.fault_analysis import Gap, LogVerdict
     from benchmarks.faults import ChaosResult, ChaosSettings, Exit, Fault, report
 
-    kill = Fault("kill -9", "bake-0", ("bake",), started=20.0, ended=40.0, back_to_normal=True,
-                 target_partitions=frozenset({0, 1, 2}), figures={"back to normal": 20.0, "ready after restart": 4.0})
-    broker = Fault("broker stop/start", "broker", ("assemble", "bake", "delivery"), started=50.0, ended=90.0,
-                   marks={"down": 52.0, "back": 70.0}, figures={"down": 10.0},
-                   recovery={"first kitchen output": 3.5, "first delivered": None})
+    kill = Fault(
+        "kill -9",
+        "bake-0",
+        ("bake",),
+        started=20.0,
+        ended=40.0,
+        back_to_normal=True,
+        target_partitions=frozenset({0, 1, 2}),
+        figures={"back to normal": 20.0, "ready after restart": 4.0},
+    )
+    broker = Fault(
+        "broker stop/start",
+        "broker",
+        ("assemble", "bake", "delivery"),
+        started=50.0,
+        ended=90.0,
+        marks={"down": 52.0, "back": 70.0},
+        figures={"down": 10.0},
+        recovery={"first kitchen output": 3.5, "first delivered": None},
+    )
     slow_exit = Exit("delivery-1", -9, 30.0, honoured=False)
     term = Fault("SIGTERM", "delivery-1", ("delivery",), started=100.0, ended=110.0, exit=slow_exit)
-    result = ChaosResult(ChaosSettings(), Path("/logs"), seconds=120.0, faults=[kill, broker, term],
-                         baseline=(5.0, 19.0), drained=True, read_model_orders=10,
-                         gaps={"bake": [Gap("bake", 1, 21.0, 33.5), Gap("bake", 4, 22.0, 22.4)],
-                               "assemble": [Gap("assemble", 0, 60.0, 75.0, open=True), Gap("assemble", 2, 8.0, 8.3),
-                                            Gap("assemble", 3, 18.5, 95.0, open=True)]},   # across calm and kill
-                         verdict=LogVerdict(orders=10, delivered=10), read_model={"status-0": {}},
-                         shutdown=[Exit("bake-1", 0, 1.2)])
+    result = ChaosResult(
+        ChaosSettings(),
+        Path("/logs"),
+        seconds=120.0,
+        faults=[kill, broker, term],
+        baseline=(5.0, 19.0),
+        drained=True,
+        read_model_orders=10,
+        gaps={
+            "bake": [Gap("bake", 1, 21.0, 33.5), Gap("bake", 4, 22.0, 22.4)],
+            "assemble": [
+                Gap("assemble", 0, 60.0, 75.0, open=True),
+                Gap("assemble", 2, 8.0, 8.3),
+                Gap("assemble", 3, 18.5, 95.0, open=True),
+            ],
+        },  # across calm and kill
+        verdict=LogVerdict(orders=10, delivered=10),
+        read_model={"status-0": {}},
+        shutdown=[Exit("bake-1", 0, 1.2)],
+    )
     text = report(result)
-    assert "12.5 p1" in text and "0.4 p4" in text            # the victim's and the survivor's stalls
-    assert "15.0 (open) p0" in text                          # the broker's longest, still open
-    assert "0.3 p2" in text                                  # the calm reference, not the stall running on
+    assert "12.5 p1" in text and "0.4 p4" in text  # the victim's and the survivor's stalls
+    assert "15.0 (open) p0" in text  # the broker's longest, still open
+    assert "0.3 p2" in text  # the calm reference, not the stall running on
     assert "76.5" not in text  # a stall begun long before a fault is not that fault's (nor the calm's)
     assert "first kitchen output for an order placed after it went down: 3.5 s" in text
     assert "NOT honoured: ['delivery-1']" in text
     assert "10/10 delivered orders" in text
-    assert result.problems() == []                           # a late SIGKILL is a figure, not a failure
+    assert result.problems() == []  # a late SIGKILL is a figure, not a failure
     result.unexpected = [(33.0, Exit("assemble-1", 1, 0.0, log_tail="Traceback"))]
     result.shutdown.append(Exit("status-0", 1, 0.5))
     problems = result.problems()
@@ -155,4 +205,4 @@ def test_a_replicas_partitions_are_found_by_its_name_or_by_the_member_that_left(
     anonymous = GroupView("STABLE", (member("a", "pizza-bake", 0, 1, 2), member("b", "pizza-bake", 3, 4, 5)))
     after = GroupView("STABLE", (member("a", "pizza-bake", 0, 1, 2), member("d", "pizza-bake", 3, 4, 5)))
     assert held_by(Named, bake, anonymous, after) == {3, 4, 5}
-    assert held_by(Named, bake, anonymous, anonymous) is None   # nobody left: cannot tell
+    assert held_by(Named, bake, anonymous, anonymous) is None  # nobody left: cannot tell

@@ -16,7 +16,9 @@ SCRIPTS = ["lib.sh", "podman.sh", "build-base-image.sh", "build-images.sh"]
 def test_every_service_has_its_dockerfile_rendered_from_the_template():
     result = subprocess.run(
         [sys.executable, str(REPO / "scripts/images/render-dockerfiles.py"), "--check"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, (
         "services/*/Dockerfile differ from scripts/images/Dockerfile.in; run "
@@ -43,17 +45,15 @@ def test_dockerfile_contract(service):
     for label in ("source", "title", "description"):
         assert f"org.opencontainers.image.{label}=" in text
     # The final stage copies the venv only: no wheels, sources or pip runs in it.
-    final = text[text.rindex("FROM ${PYTHON_IMAGE}"):]
+    final = text[text.rindex("FROM ${PYTHON_IMAGE}") :]
     assert "RUN " not in final
-    assert [line for line in final.splitlines() if line.startswith("COPY")] == [
-        "COPY --from=venv /opt/venv /opt/venv"
-    ]
+    assert [line for line in final.splitlines() if line.startswith("COPY")] == ["COPY --from=venv /opt/venv /opt/venv"]
 
 
 def test_shared_wheel_stage_is_identical_in_all_dockerfiles():
     def wheel_stage(service: str) -> str:
         text = (REPO / "services" / service / "Dockerfile").read_text()
-        return text[text.index("FROM ${PYTHON_IMAGE} AS wheels"):text.index("FROM ${PYTHON_IMAGE} AS venv")]
+        return text[text.index("FROM ${PYTHON_IMAGE} AS wheels") : text.index("FROM ${PYTHON_IMAGE} AS venv")]
 
     stages = {service: wheel_stage(service) for service in SERVICES}
     assert len(set(stages.values())) == 1, stages
@@ -61,7 +61,8 @@ def test_shared_wheel_stage_is_identical_in_all_dockerfiles():
 
 def test_dockerignore_keeps_the_context_small():
     patterns = [
-        line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
+        line.strip()
+        for line in (REPO / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
     assert patterns[0] == "**"  # allow-list: everything else is out

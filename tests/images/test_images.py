@@ -149,11 +149,27 @@ def test_starts_read_only_and_stops_cleanly_on_sigterm(images, service, kafka_bo
     port = free_port()
     name = f"pizza-image-test-{service}-{uuid.uuid4().hex[:8]}"
     podman(
-        "run", "-d", "--name", name, "--network=host",
-        "--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096",
-        "--read-only", "--read-only-tmpfs=false", "--tmpfs", "/tmp",
-        "-e", f"HTTP_PORT={port}", "-e", f"KAFKA_BOOTSTRAP_SERVERS={kafka_bootstrap}",
-        "-e", "SECRET_KEY=image-test", "-e", "STATUS_URL=http://127.0.0.1:9",
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network=host",
+        "--ulimit",
+        "nofile=4096:4096",
+        "--ulimit",
+        "nproc=4096:4096",
+        "--read-only",
+        "--read-only-tmpfs=false",
+        "--tmpfs",
+        "/tmp",
+        "-e",
+        f"HTTP_PORT={port}",
+        "-e",
+        f"KAFKA_BOOTSTRAP_SERVERS={kafka_bootstrap}",
+        "-e",
+        "SECRET_KEY=image-test",
+        "-e",
+        "STATUS_URL=http://127.0.0.1:9",
         image_name(service),
     )
     try:

@@ -1,6 +1,6 @@
 """A stand-in for a shop service in the launcher's tests: serves /readyz on HTTP_PORT, handles SIGTERM.
 
-    python standin_service.py NAME [--ignore-sigterm] [--crash CODE]
+python standin_service.py NAME [--ignore-sigterm] [--crash CODE]
 """
 
 import argparse
@@ -32,8 +32,10 @@ def main() -> int:
     stop = threading.Event()
 
     def on_term(signum, frame):
-        print(f"{args.name}: SIGTERM received" + (", ignoring it" if args.ignore_sigterm else ", shutting down"),
-              flush=True)
+        print(
+            f"{args.name}: SIGTERM received" + (", ignoring it" if args.ignore_sigterm else ", shutting down"),
+            flush=True,
+        )
         if not args.ignore_sigterm:
             stop.set()
 
@@ -41,9 +43,12 @@ def main() -> int:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     if os.environ.get("READY_FILE"):  # tells another stand-in that this one handles SIGTERM now
         Path(os.environ["READY_FILE"]).touch()
-    print(f"{args.name}: serving on {os.environ['HTTP_PORT']} with "
-          f"KAFKA_BOOTSTRAP_SERVERS={os.environ.get('KAFKA_BOOTSTRAP_SERVERS')} "
-          f"STATUS_URL={os.environ.get('STATUS_URL')}", flush=True)
+    print(
+        f"{args.name}: serving on {os.environ['HTTP_PORT']} with "
+        f"KAFKA_BOOTSTRAP_SERVERS={os.environ.get('KAFKA_BOOTSTRAP_SERVERS')} "
+        f"STATUS_URL={os.environ.get('STATUS_URL')}",
+        flush=True,
+    )
     if args.crash is not None:
         awaited = os.environ.get("AWAIT_FILE")  # crash only once that stand-in is up
         deadline = time.monotonic() + 30

@@ -14,8 +14,13 @@ STANDIN = str(Path(__file__).with_name("standin_service.py"))
 
 def standin(name, tmp_path, *flags, **env):
     port = free_port()
-    return ServiceProcess(name, [sys.executable, STANDIN, name, *flags], env={"KAFKA_BOOTSTRAP_SERVERS": "x:1", **env},
-                          http_port=port, log_file=tmp_path / f"{name}.log")
+    return ServiceProcess(
+        name,
+        [sys.executable, STANDIN, name, *flags],
+        env={"KAFKA_BOOTSTRAP_SERVERS": "x:1", **env},
+        http_port=port,
+        log_file=tmp_path / f"{name}.log",
+    )
 
 
 def test_ready_then_sigterm_exits_cleanly_and_frees_the_port(tmp_path):
@@ -54,8 +59,12 @@ def test_wait_ready_fails_with_the_output_tail_when_the_process_exits(tmp_path):
 
 def test_wait_ready_times_out_with_a_clear_message(tmp_path):
     # Listens nowhere: never ready.
-    proc = ServiceProcess("mute", [sys.executable, "-c", "import time; print('thinking', flush=True); time.sleep(600)"],
-                          http_port=free_port(), log_file=tmp_path / "mute.log").start()
+    proc = ServiceProcess(
+        "mute",
+        [sys.executable, "-c", "import time; print('thinking', flush=True); time.sleep(600)"],
+        http_port=free_port(),
+        log_file=tmp_path / "mute.log",
+    ).start()
     try:
         proc.wait_for_log("thinking", timeout=30)  # started, whatever the machine's load
         with pytest.raises(ServiceNotReady, match=r"(?s)did not answer 200 on http://127.0.0.1:\d+/readyz.*thinking"):
@@ -66,9 +75,16 @@ def test_wait_ready_times_out_with_a_clear_message(tmp_path):
 
 def test_env_override_none_removes_a_variable_and_console_scripts_resolve_in_the_venv(tmp_path, monkeypatch):
     monkeypatch.setenv("SOME_LEFTOVER", "1")
-    proc = ServiceProcess("env", [sys.executable, "-c", "import os; print(sorted(k for k in os.environ if k in "
-                                  "('SOME_LEFTOVER', 'EXTRA', 'PYTHONUNBUFFERED')))"],
-                          env={"SOME_LEFTOVER": None, "EXTRA": "y"}, log_file=tmp_path / "env.log").start()
+    proc = ServiceProcess(
+        "env",
+        [
+            sys.executable,
+            "-c",
+            "import os; print(sorted(k for k in os.environ if k in ('SOME_LEFTOVER', 'EXTRA', 'PYTHONUNBUFFERED')))",
+        ],
+        env={"SOME_LEFTOVER": None, "EXTRA": "y"},
+        log_file=tmp_path / "env.log",
+    ).start()
     assert proc.wait(30) == 0
     assert proc.log_text().strip() == "['EXTRA', 'PYTHONUNBUFFERED']"
 

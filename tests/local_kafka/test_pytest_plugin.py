@@ -23,9 +23,25 @@ def test_failed_test_report_shows_the_service_output_and_teardown_stops_it(tmp_p
     (tmp_path / "test_inner.py").write_text(INNER_TEST)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "local_kafka.pytest_plugin", "-p", "no:cacheprovider",
-         f"--basetemp={tmp_path / 'base'}", "--rootdir", str(tmp_path), "-q", str(tmp_path / "test_inner.py")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "local_kafka.pytest_plugin",
+            "-p",
+            "no:cacheprovider",
+            f"--basetemp={tmp_path / 'base'}",
+            "--rootdir",
+            str(tmp_path),
+            "-q",
+            str(tmp_path / "test_inner.py"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     out = result.stdout + result.stderr
     assert result.returncode == 1, out

@@ -27,17 +27,30 @@ def service_table(tmp_path, *services):
     table, ports = [], {}
     for name, flags, env in services:
         ports[name] = free_port()
-        table.append({"name": name, "command": [sys.executable, STANDIN, name, *flags],
-                      "http_port": ports[name], "env": env})
+        table.append(
+            {"name": name, "command": [sys.executable, STANDIN, name, *flags], "http_port": ports[name], "env": env}
+        )
     path = tmp_path / "services.json"
     path.write_text(json.dumps(table))
     return path, ports
 
 
 def launcher(tmp_path, table, *args, env):
-    return ServiceProcess("shop", [sys.executable, "-m", "local_kafka.shop", "--services", str(table),
-                                   "--log-dir", str(tmp_path / "logs"), *args],
-                          env=env, log_file=tmp_path / "shop.out").start()
+    return ServiceProcess(
+        "shop",
+        [
+            sys.executable,
+            "-m",
+            "local_kafka.shop",
+            "--services",
+            str(table),
+            "--log-dir",
+            str(tmp_path / "logs"),
+            *args,
+        ],
+        env=env,
+        log_file=tmp_path / "shop.out",
+    ).start()
 
 
 def test_sigterm_stops_every_service_then_the_launcher_and_frees_the_ports(tmp_path, kafka_bootstrap):
@@ -54,8 +67,11 @@ def test_sigterm_stops_every_service_then_the_launcher_and_frees_the_ports(tmp_p
         assert f"using the Kafka cluster at {kafka_bootstrap}" in out
         for topic in TOPICS:
             assert f"topic {topic.name}: exists" in out  # the session broker has them already
-        assert re.search(rf"webapp\s+\| webapp: serving on {ports['webapp']} with "
-                         rf"KAFKA_BOOTSTRAP_SERVERS={kafka_bootstrap} STATUS_URL=http://127.0.0.1:9", out)
+        assert re.search(
+            rf"webapp\s+\| webapp: serving on {ports['webapp']} with "
+            rf"KAFKA_BOOTSTRAP_SERVERS={kafka_bootstrap} STATUS_URL=http://127.0.0.1:9",
+            out,
+        )
 
         shop.terminate()
         assert shop.wait(60) == 0
@@ -77,8 +93,9 @@ def test_sigterm_stops_every_service_then_the_launcher_and_frees_the_ports(tmp_p
 
 def test_a_service_that_dies_stops_the_shop_with_a_clear_message(tmp_path, kafka_bootstrap):
     ready = str(tmp_path / "status.ready")
-    table, ports = service_table(tmp_path, ("status", [], {"READY_FILE": ready}),
-                                 ("bake", ["--crash", "3"], {"AWAIT_FILE": ready}))
+    table, ports = service_table(
+        tmp_path, ("status", [], {"READY_FILE": ready}), ("bake", ["--crash", "3"], {"AWAIT_FILE": ready})
+    )
     shop = launcher(tmp_path, table, env={"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap})
     try:
         assert shop.wait(60) == 1
@@ -93,8 +110,17 @@ def test_a_service_that_dies_stops_the_shop_with_a_clear_message(tmp_path, kafka
 def test_ctrl_c_with_its_own_broker_stops_services_then_kafka(tmp_path):
     kafka_port, controller_port = free_port(), free_port()
     table, ports = service_table(tmp_path, ("webapp", [], {}))
-    shop = launcher(tmp_path, table, "--kafka-port", str(kafka_port), "--controller-port", str(controller_port),
-                    "--data-dir", str(tmp_path / "kafka"), env={"KAFKA_BOOTSTRAP_SERVERS": None})
+    shop = launcher(
+        tmp_path,
+        table,
+        "--kafka-port",
+        str(kafka_port),
+        "--controller-port",
+        str(controller_port),
+        "--data-dir",
+        str(tmp_path / "kafka"),
+        env={"KAFKA_BOOTSTRAP_SERVERS": None},
+    )
     try:
         shop.wait_for_log(r"The shop is open", timeout=180)
         bootstrap = f"127.0.0.1:{kafka_port}"
@@ -112,8 +138,10 @@ def test_ctrl_c_with_its_own_broker_stops_services_then_kafka(tmp_path):
     assert out.index("webapp exited with code 0") < out.index("stopping Kafka") < stopped.start()
     for port in (kafka_port, controller_port, ports["webapp"]):
         assert port_is_free(port)
-    assert "Kafka Server started" in (tmp_path / "kafka" / "broker.log").read_text() or \
-        "Transition from STARTING to STARTED" in (tmp_path / "kafka" / "broker.log").read_text()
+    assert (
+        "Kafka Server started" in (tmp_path / "kafka" / "broker.log").read_text()
+        or "Transition from STARTING to STARTED" in (tmp_path / "kafka" / "broker.log").read_text()
+    )
 
 
 def test_output_prefixes_and_colors_lines():
@@ -127,7 +155,12 @@ def test_output_prefixes_and_colors_lines():
 def test_default_service_table_matches_the_design():
     table = {s.name: s for s in default_services()}
     assert {n: s.http_port for n, s in table.items()} == {
-        "webapp": 8000, "status": 8001, "assemble": 8002, "bake": 8003, "delivery": 8004}
+        "webapp": 8000,
+        "status": 8001,
+        "assemble": 8002,
+        "bake": 8003,
+        "delivery": 8004,
+    }
     assert {n: list(s.command) for n, s in table.items()} == {n: [f"pizza-{n}"] for n in table}
     assert table["webapp"].env["STATUS_URL"] == "http://127.0.0.1:8011"  # status's query API
     assert table["status"].api_port == 8011

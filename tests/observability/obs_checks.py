@@ -20,8 +20,24 @@ CLUSTER_ONLY = frozenset({"kube_pod_container_status_restarts_total"})
 # Series Prometheus makes itself for every target.
 PROMETHEUS_SYNTHETIC = frozenset({"up"})
 
-_KEYWORDS = frozenset({"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or",
-                       "unless", "offset", "inf", "nan", "atan2"})
+_KEYWORDS = frozenset(
+    {
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "bool",
+        "and",
+        "or",
+        "unless",
+        "offset",
+        "inf",
+        "nan",
+        "atan2",
+    }
+)
 _IDENT = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
 _GROUPING = frozenset({"by", "without", "on", "ignoring", "group_left", "group_right"})
 
@@ -69,8 +85,12 @@ def selectors(expr: str) -> list[tuple[str | None, str]]:
                 j += 1
             if word in _GROUPING and j < n and expr[j] == "(":
                 i = _skip_until(expr, j, ")")  # by (a, b): label names, not metrics
-            elif (word == "offset" or (j < n and expr[j] == "(") or word.lower() in _KEYWORDS
-                  or re.match(r"(by|without)\s*\(", expr[j:])):  # sum by (a) (...)
+            elif (
+                word == "offset"
+                or (j < n and expr[j] == "(")
+                or word.lower() in _KEYWORDS
+                or re.match(r"(by|without)\s*\(", expr[j:])
+            ):  # sum by (a) (...)
                 i = m.end()  # function, aggregation or keyword
             else:
                 end = _skip_until(expr, j, "}") if j < n and expr[j] == "{" else m.end()
@@ -92,8 +112,13 @@ def exported_metric_names() -> set[str]:
 
     from kafka_common import metrics
 
-    suffixes = {"counter": ("_total", "_created"), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count", "_created"),
-                "summary": ("", "_sum", "_count", "_created"), "info": ("_info",)}
+    suffixes = {
+        "counter": ("_total", "_created"),
+        "gauge": ("",),
+        "histogram": ("_bucket", "_sum", "_count", "_created"),
+        "summary": ("", "_sum", "_count", "_created"),
+        "info": ("_info",),
+    }
     names = set()
     for obj in vars(metrics).values():
         if isinstance(obj, MetricWrapperBase):
@@ -134,6 +159,12 @@ def load_rules() -> list[dict]:
 
 def substitute(expr: str, rate_interval: str = "2m", range_: str = "10m") -> str:
     """Grafana's variables, as Grafana would fill them in, with every namespace and job."""
-    return (expr.replace("$__rate_interval", rate_interval).replace("$__range", range_)
-            .replace("$__interval", "15s").replace("${namespace}", ".*").replace("$namespace", ".*")
-            .replace("${job}", ".*").replace("$job", ".*"))
+    return (
+        expr.replace("$__rate_interval", rate_interval)
+        .replace("$__range", range_)
+        .replace("$__interval", "15s")
+        .replace("${namespace}", ".*")
+        .replace("$namespace", ".*")
+        .replace("${job}", ".*")
+        .replace("$job", ".*")
+    )

@@ -24,17 +24,21 @@ ORDER = {"sauce": "Tomato", "cheese": "Mozzarella", "main_topping": "Pepperoni",
 
 # Dashboard queries that may return nothing in this run, and why. Keep it short.
 ALLOWED_EMPTY_PANELS = {
-    ("pizza-shop-overview.json", "Container restarts in range by pod (cluster only)", "A"):
-        "kube-state-metrics and the pod label exist only in Kubernetes",
-    ("pizza-shop-overview.json", "Kafka client errors", "A"):
-        "a healthy broker gives the clients no errors to report",
-    ("pizza-shop-kafka.json", "Kafka client errors by error", "A"):
-        "a healthy broker gives the clients no errors to report",
+    (
+        "pizza-shop-overview.json",
+        "Container restarts in range by pod (cluster only)",
+        "A",
+    ): "kube-state-metrics and the pod label exist only in Kubernetes",
+    ("pizza-shop-overview.json", "Kafka client errors", "A"): "a healthy broker gives the clients no errors to report",
+    (
+        "pizza-shop-kafka.json",
+        "Kafka client errors by error",
+        "A",
+    ): "a healthy broker gives the clients no errors to report",
 }
 # Selectors inside alert rules that may select nothing in a healthy run, and why.
 ALLOWED_EMPTY_SELECTORS = {
-    'pizza_http_request_duration_seconds_count{component="webapp", status=~"5.."}':
-        "this run provokes 4xx, never 5xx (a 503 needs Kafka to refuse the order)",
+    'pizza_http_request_duration_seconds_count{component="webapp", status=~"5.."}': "this run provokes 4xx, never 5xx (a 503 needs Kafka to refuse the order)",
 }
 
 
@@ -72,9 +76,15 @@ def shop(service_process):
     procs = {"status": service_process("pizza-status", env=fast)}
     for name in ("assemble", "bake", "delivery"):
         procs[name] = service_process(f"pizza-{name}", env=fast)
-    procs["webapp"] = service_process("pizza-webapp", env={
-        **fast, "STATUS_URL": procs["status"].api_url("").rstrip("/"), "SECRET_KEY": uuid.uuid4().hex,
-        "WEB_CONCURRENCY": "2"})
+    procs["webapp"] = service_process(
+        "pizza-webapp",
+        env={
+            **fast,
+            "STATUS_URL": procs["status"].api_url("").rstrip("/"),
+            "SECRET_KEY": uuid.uuid4().hex,
+            "WEB_CONCURRENCY": "2",
+        },
+    )
     return procs
 
 
@@ -88,25 +98,40 @@ def prometheus(shop, tmp_path):
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(p) for p in RULE_FILES],
         "scrape_configs": [
-            {"job_name": JOB.format(name), "metrics_path": "/metrics",
-             "static_configs": [{"targets": [f"127.0.0.1:{proc.http_port}"]}]}
-            for name, proc in shop.items()],
+            {
+                "job_name": JOB.format(name),
+                "metrics_path": "/metrics",
+                "static_configs": [{"targets": [f"127.0.0.1:{proc.http_port}"]}],
+            }
+            for name, proc in shop.items()
+        ],
     }
     (tmp_path / "prometheus.yml").write_text(json.dumps(config))  # JSON is YAML
     log = (tmp_path / "prometheus.log").open("w")
-    proc = subprocess.Popen([PROMETHEUS, f"--config.file={tmp_path / 'prometheus.yml'}",
-                             f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
-                             "--storage.tsdb.retention.time=1h"], stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            PROMETHEUS,
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--storage.tsdb.retention.time=1h",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     prom = Prom(f"http://127.0.0.1:{port}")
     try:
+
         def ready():
             assert proc.poll() is None, (tmp_path / "prometheus.log").read_text()[-3000:]
             return requests.get(f"{prom.url}/-/ready", timeout=2).status_code == 200
+
         prom.wait("Prometheus to be ready", ready)
 
         def all_up():
             targets = requests.get(f"{prom.url}/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
             return len(targets) == len(SERVICES) and all(t["health"] == "up" for t in targets)
+
         prom.wait("every service to be scraped", all_up)
         yield prom
     finally:
@@ -131,6 +156,7 @@ def place_orders(webapp, prom: Prom, count: int) -> list[str]:
 
     def delivered():
         return all(session.get(webapp.url(f"/api/orders/{i}"), timeout=10).json().get("status") == 400 for i in ids)
+
     prom.wait(f"{count} orders to be delivered", delivered, timeout=90)
     return ids
 
@@ -162,13 +188,18 @@ def test_dashboards_and_rules_against_live_services(shop, prometheus, kafka_boot
     total = len(first) + len(second)
 
     # Prometheus has scraped the final state, the dead letters included, and evaluated the rules.
-    prom.wait("deliveries in Prometheus",
-              lambda: prom.value("max(sum by (instance) (pizza_order_end_to_end_seconds_count))") >= total)
-    prom.wait("dead letters in Prometheus",
-              lambda: prom.value('sum(pizza_dlq_events_total{topic="pizza-ordered"})') >= 2)  # assemble + delivery
+    prom.wait(
+        "deliveries in Prometheus",
+        lambda: prom.value("max(sum by (instance) (pizza_order_end_to_end_seconds_count))") >= total,
+    )
+    prom.wait(
+        "dead letters in Prometheus", lambda: prom.value('sum(pizza_dlq_events_total{topic="pizza-ordered"})') >= 2
+    )  # assemble + delivery
     # rate() and increase() need two samples: wait until every shop series has been scraped twice.
-    prom.wait("every series scraped twice",
-              lambda: min(len(series["values"]) for series in prom.query('{__name__=~"pizza_.+"}[2m]')) >= 2)
+    prom.wait(
+        "every series scraped twice",
+        lambda: min(len(series["values"]) for series in prom.query('{__name__=~"pizza_.+"}[2m]')) >= 2,
+    )
     records = [r["record"] for r in load_rules() if "record" in r]
     try:
         prom.wait("every recording rule to have data", lambda: all(prom.query(r) for r in records), timeout=30)
@@ -176,8 +207,9 @@ def test_dashboards_and_rules_against_live_services(shop, prometheus, kafka_boot
         pass  # reported below with every other query that has no data
 
     # Every shop job exports pizza_* series: the dashboards' job variable lists them all.
-    jobs = requests.get(f"{prom.url}/api/v1/label/job/values", params={"match[]": '{__name__=~"pizza_.+"}'},
-                        timeout=10).json()["data"]
+    jobs = requests.get(
+        f"{prom.url}/api/v1/label/job/values", params={"match[]": '{__name__=~"pizza_.+"}'}, timeout=10
+    ).json()["data"]
     assert sorted(jobs) == sorted(JOB.format(s) for s in SERVICES)
 
     empty = [f"recording rule {r}" for r in records if not prom.query(r)]
@@ -200,9 +232,16 @@ def test_dashboards_and_rules_against_live_services(shop, prometheus, kafka_boot
     # A healthy run raises no alert but the one it provoked on purpose (the dead letters).
     # Pending alerts are not raised: an alert with `for:` may be pending for a moment
     # (e.g. orders placed before the first delivery), which is what `for:` absorbs.
-    firing = {a["labels"]["alertname"] for a in requests.get(f"{prom.url}/api/v1/alerts", timeout=10)
-              .json()["data"]["alerts"] if a["state"] == "firing"}
+    firing = {
+        a["labels"]["alertname"]
+        for a in requests.get(f"{prom.url}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
+        if a["state"] == "firing"
+    }
     assert firing <= {"PizzaDeadLetters"}, firing
-    prom.wait("PizzaDeadLetters to fire", lambda: any(
-        a["labels"]["alertname"] == "PizzaDeadLetters" and a["state"] == "firing"
-        for a in requests.get(f"{prom.url}/api/v1/alerts", timeout=10).json()["data"]["alerts"]))
+    prom.wait(
+        "PizzaDeadLetters to fire",
+        lambda: any(
+            a["labels"]["alertname"] == "PizzaDeadLetters" and a["state"] == "firing"
+            for a in requests.get(f"{prom.url}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
+        ),
+    )

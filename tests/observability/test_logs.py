@@ -27,16 +27,25 @@ def json_lines(proc):
 
 def test_every_service_writes_json_lines_with_the_event_fields(service_process):
     json_logs = {"LOG_FORMAT": "json", "KITCHEN_TIME_SCALE": "0.02"}
-    procs = {name: service_process(f"pizza-{name}", name=name, env=json_logs)
-             for name in ("status", "assemble", "bake", "delivery")}
-    procs["webapp"] = service_process("pizza-webapp", name="webapp",
-                                      env={**json_logs, "STATUS_URL": procs["status"].api_url("")})
+    procs = {
+        name: service_process(f"pizza-{name}", name=name, env=json_logs)
+        for name in ("status", "assemble", "bake", "delivery")
+    }
+    procs["webapp"] = service_process(
+        "pizza-webapp", name="webapp", env={**json_logs, "STATUS_URL": procs["status"].api_url("")}
+    )
     http = requests.Session()
     http.post(procs["webapp"].url("/api/login"), json={"username": "logger"}, timeout=10).raise_for_status()
-    order_id = http.post(procs["webapp"].url("/api/orders"), timeout=15,
-                         json={"sauce": "Tomato", "cheese": "Gouda", "main_topping": "Pork"}).json()["order_id"]
-    wait_until(lambda: http.get(procs["webapp"].url(f"/api/orders/{order_id}"), timeout=10).json()["status"] == 400,
-               120, "the order delivered")
+    order_id = http.post(
+        procs["webapp"].url("/api/orders"),
+        timeout=15,
+        json={"sauce": "Tomato", "cheese": "Gouda", "main_topping": "Pork"},
+    ).json()["order_id"]
+    wait_until(
+        lambda: http.get(procs["webapp"].url(f"/api/orders/{order_id}"), timeout=10).json()["status"] == 400,
+        120,
+        "the order delivered",
+    )
     for name, proc in procs.items():
         lines = json_lines(proc)
         for line in lines:

@@ -35,10 +35,17 @@ def test_there_is_something_to_check():
 
 
 def test_scanner_finds_selectors_and_nothing_else():
-    expr = ('sum by (le, job) (rate(a_bucket{x="b{c}", job=~"$job"}[5m] offset 15m)) / on (x) group_left () b '
-            'unless c > 0.05 and {__name__=~"pizza_.+"} or vector(0) * 1e3 and label_replace(d, "s", "${1}", "s", "(.)")')
-    assert selectors(expr) == [("a_bucket", 'a_bucket{x="b{c}", job=~"$job"}'), ("b", "b"), ("c", "c"),
-                               (None, '{__name__=~"pizza_.+"}'), ("d", "d")]
+    expr = (
+        'sum by (le, job) (rate(a_bucket{x="b{c}", job=~"$job"}[5m] offset 15m)) / on (x) group_left () b '
+        'unless c > 0.05 and {__name__=~"pizza_.+"} or vector(0) * 1e3 and label_replace(d, "s", "${1}", "s", "(.)")'
+    )
+    assert selectors(expr) == [
+        ("a_bucket", 'a_bucket{x="b{c}", job=~"$job"}'),
+        ("b", "b"),
+        ("c", "c"),
+        (None, '{__name__=~"pizza_.+"}'),
+        ("d", "d"),
+    ]
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
@@ -71,8 +78,9 @@ def test_dashboard_uids_are_unique():
     assert len(uids) == len(set(uids))
 
 
-@pytest.mark.parametrize("dashboard,title,ref,expr", list(dashboard_targets()),
-                         ids=lambda v: v if isinstance(v, str) and len(v) < 60 else "")
+@pytest.mark.parametrize(
+    "dashboard,title,ref,expr", list(dashboard_targets()), ids=lambda v: v if isinstance(v, str) and len(v) < 60 else ""
+)
 def test_dashboard_query_uses_exported_metrics_and_variables(dashboard, title, ref, expr):
     known = exported_metric_names() | CLUSTER_ONLY | PROMETHEUS_SYNTHETIC
     names = metric_names(expr)
@@ -110,8 +118,9 @@ def test_rules_use_exported_metrics():
 
 def test_every_alert_is_documented_and_labelled():
     doc = DOC.read_text()
-    anchors = {re.sub(r"[^a-z0-9 -]", "", h.strip().lower()).replace(" ", "-")
-               for h in re.findall(r"^#+ (.+)$", doc, re.M)}
+    anchors = {
+        re.sub(r"[^a-z0-9 -]", "", h.strip().lower()).replace(" ", "-") for h in re.findall(r"^#+ (.+)$", doc, re.M)
+    }
     alerts = [r for r in load_rules() if "alert" in r]
     assert len(alerts) >= 7
     for rule in alerts:

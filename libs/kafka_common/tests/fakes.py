@@ -16,8 +16,9 @@ from kafka_common.logging import get_logger
 from kafka_common.transactions import Checkpoint
 from kafka_common.usage import KafkaUsage
 
-USAGE = KafkaUsage(component="unit", consumes=(PizzaOrdered.TOPIC,), produces=(PizzaStatus.TOPIC,), group="g",
-                   transactional=True)
+USAGE = KafkaUsage(
+    component="unit", consumes=(PizzaOrdered.TOPIC,), produces=(PizzaStatus.TOPIC,), group="g", transactional=True
+)
 
 
 def timed_out(what="timed out"):
@@ -54,6 +55,7 @@ class FakeProducer:
                     raise outcome
                 return outcome
             return 0 if method == "flush" else None
+
         return call
 
 
@@ -67,6 +69,7 @@ class Recorder:
         def call(*args, **kwargs):
             self.calls.append(name)
             return None
+
         return call
 
     def called(self, name):
@@ -98,9 +101,16 @@ def kitchen_loop(*producer_scripts, handlers=None, time_scale=0.0):
 
     producers = Producers(*producer_scripts)
     consumer = Recorder()
-    loop = KitchenLoop(USAGE, handlers or {PizzaOrdered: Handles(lambda e: None)},
-                       KitchenClients(consumer, producers), health=Health(), calls=KafkaCalls(),
-                       stop=threading.Event(), time_scale=time_scale, done_orders=DoneOrders(3600))
+    loop = KitchenLoop(
+        USAGE,
+        handlers or {PizzaOrdered: Handles(lambda e: None)},
+        KitchenClients(consumer, producers),
+        health=Health(),
+        calls=KafkaCalls(),
+        stop=threading.Event(),
+        time_scale=time_scale,
+        done_orders=DoneOrders(3600),
+    )
     loop._assigned = {(PizzaOrdered.TOPIC, 0), (PizzaOrdered.TOPIC, 1)}
     return loop, consumer, producers
 

@@ -33,8 +33,13 @@ class OutStatus(PizzaStatus):
     TOPIC = os.environ["OUT_TOPIC"]
 
 
-USAGE = KafkaUsage(component="steptest", consumes=(InOrdered.TOPIC,), produces=(OutStatus.TOPIC,),
-                   group=os.environ["GROUP"], transactional=True)
+USAGE = KafkaUsage(
+    component="steptest",
+    consumes=(InOrdered.TOPIC,),
+    produces=(OutStatus.TOPIC,),
+    group=os.environ["GROUP"],
+    transactional=True,
+)
 app = App(USAGE, http_port=0, dlq_topic=os.environ["DLQ_TOPIC"])
 
 
@@ -43,9 +48,12 @@ def handle(event):
     stuck = os.environ.get("STUCK_FILE")
     while stuck and Path(stuck).exists():
         time.sleep(0.05)
-    return Step(name="test", seconds=float(os.environ.get("STEP_SECONDS", "0")),
-                emit=(OutStatus(order_id=event.order_id, status=STATUS_IN_OVEN),),
-                done=f"Order {event.order_id} done")
+    return Step(
+        name="test",
+        seconds=float(os.environ.get("STEP_SECONDS", "0")),
+        emit=(OutStatus(order_id=event.order_id, status=STATUS_IN_OVEN),),
+        done=f"Order {event.order_id} done",
+    )
 
 
 def inject_faults() -> None:
@@ -70,12 +78,15 @@ def inject_faults() -> None:
                 while Path(hang_file).exists():
                     time.sleep(0.05)
                 return fn(*args, **kwargs)
+
             return stuck
 
         KafkaCalls.call = lambda self, what, fn, *a, **k: call(
-            self, what, hanging(fn) if what == hang_call else fn, *a, **k)
+            self, what, hanging(fn) if what == hang_call else fn, *a, **k
+        )
         KafkaCalls.call_abandonable = lambda self, what, fn, *a, **k: call_abandonable(
-            self, what, hanging(fn) if what == hang_call else fn, *a, **k)
+            self, what, hanging(fn) if what == hang_call else fn, *a, **k
+        )
 
 
 if __name__ == "__main__":

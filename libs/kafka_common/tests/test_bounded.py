@@ -19,8 +19,15 @@ class Clock:
 def supervisor(calls, stop=None, budget=20.0):
     exits = []
     health = Health()
-    sup = Supervisor("unit", calls, health, stop or threading.Event(), get_logger("unit"),
-                     shutdown_budget_s=budget, exit_process=exits.append)
+    sup = Supervisor(
+        "unit",
+        calls,
+        health,
+        stop or threading.Event(),
+        get_logger("unit"),
+        shutdown_budget_s=budget,
+        exit_process=exits.append,
+    )
     return sup, health, exits
 
 
@@ -50,8 +57,9 @@ def test_a_call_inside_a_rebalance_callback_restarts_the_enclosing_polls_clock()
     def poll():
         def commit():
             clock.now = 5.0  # long for a poll, fine for a commit
+
         calls.call("commit_transaction", commit, timeout=5.0)
-        clock.now = 6.0       # back in poll: 1 s since the commit returned, within 0.5 + 1 s
+        clock.now = 6.0  # back in poll: 1 s since the commit returned, within 0.5 + 1 s
         sup.check()
 
     calls.call("poll", poll, timeout=0.5)
@@ -97,7 +105,7 @@ def test_a_suspended_process_is_not_mistaken_for_a_hung_call(monkeypatch):
 
     def poll():
         sup.check()
-        wall[0] += 60.0   # SIGSTOP for 60 s, then SIGCONT: every clock jumped
+        wall[0] += 60.0  # SIGSTOP for 60 s, then SIGCONT: every clock jumped
         clock.now += 60.0
         sup.check()
 

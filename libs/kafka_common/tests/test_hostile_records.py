@@ -14,8 +14,12 @@ from kafka_common.events import Pizza, PizzaOrdered, PizzaStatus
 from kafka_common.kitchen import Step
 from kafka_common.logging import VALUE_PREFIX_BYTES, record_fields
 
-ORDER = PizzaOrdered(order_id=events.new_order_id(), customer_id="c0ffee", username="u",
-                     pizza=Pizza(sauce="Tomato", cheese="Mozzarella", main_topping="Pepperoni"))
+ORDER = PizzaOrdered(
+    order_id=events.new_order_id(),
+    customer_id="c0ffee",
+    username="u",
+    pizza=Pizza(sauce="Tomato", cheese="Mozzarella", main_topping="Pepperoni"),
+)
 
 
 def with_time(ce_time: str):
@@ -23,8 +27,10 @@ def with_time(ce_time: str):
     return key.encode(), value, [(n, ce_time.encode() if n == "ce_time" else v) for n, v in headers]
 
 
-@pytest.mark.parametrize("ce_time", ["9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+05:00",
-                                     "1969-12-31T23:59:59Z", "2999-01-01T00:00:00Z"])
+@pytest.mark.parametrize(
+    "ce_time",
+    ["9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+05:00", "1969-12-31T23:59:59Z", "2999-01-01T00:00:00Z"],
+)
 def test_event_times_outside_a_sane_window_are_invalid_events(ce_time):
     with pytest.raises(events.InvalidEvent):
         events.decode(PizzaOrdered, *with_time(ce_time))
@@ -53,7 +59,10 @@ def test_a_dead_letter_of_a_huge_record_is_truncated_and_keeps_its_coordinates()
     assert len(record.value) == MAX_VALUE_BYTES
     assert headers["dlq_value_truncated"] == b"1000000"
     assert (headers["dlq_source_topic"], headers["dlq_source_partition"], headers["dlq_source_offset"]) == (
-        b"pizza-ordered", b"2", b"99")
+        b"pizza-ordered",
+        b"2",
+        b"99",
+    )
     assert headers["h"] == b"v"
 
 
@@ -65,8 +74,14 @@ def test_log_lines_carry_a_bounded_prefix_of_a_value():
 
 def test_a_duplicate_order_is_skipped_once_done():
     done = []
-    loop, _, _ = kitchen_loop(handlers={PizzaOrdered: Handles(lambda e: done.append(e) or Step(
-        emit=(PizzaStatus(order_id=e.order_id, status=200),)), once_per_order=True)})
+    loop, _, _ = kitchen_loop(
+        handlers={
+            PizzaOrdered: Handles(
+                lambda e: done.append(e) or Step(emit=(PizzaStatus(order_id=e.order_id, status=200),)),
+                once_per_order=True,
+            )
+        }
+    )
     key, value, headers = events.encode(ORDER, "/t")
     loop._on_message(Record(0, 0, key.encode(), value, headers), loop._batch)
     loop._on_message(Record(0, 1, key.encode(), value, headers), loop._batch)  # same batch
@@ -104,10 +119,11 @@ def too_large():
 def test_an_output_kafka_refuses_for_good_is_not_redone_for_ever():
     loop, consumer, producers = kitchen_loop(
         {"produce": [too_large()]},
-        handlers={PizzaOrdered: Handles(lambda e: Step(emit=(PizzaStatus(order_id=e.order_id, status=200),)))})
+        handlers={PizzaOrdered: Handles(lambda e: Step(emit=(PizzaStatus(order_id=e.order_id, status=200),)))},
+    )
     key, value, headers = events.encode(ORDER, "/t")
     loop._on_message(Record(0, 5, key.encode(), value, headers), loop._batch)
-    loop._commit_pending()                               # aborted: the output was refused
+    loop._commit_pending()  # aborted: the output was refused
     assert consumer.calls.count("seek") == 1
     loop._on_message(Record(0, 5, key.encode(), value, headers), loop._batch)  # redone
     [dead] = loop._batch.outputs
@@ -118,7 +134,7 @@ def test_an_output_kafka_refuses_for_good_is_not_redone_for_ever():
 
 def test_a_dead_letter_kafka_refuses_is_counted_and_skipped():
     loop, _, _ = kitchen_loop({"produce": [too_large()]})
-    loop._on_message(Record(0, 9, value=b"not json"), loop._batch)   # invalid: a dead letter
-    loop._commit_pending()                                          # the dead letter is refused
+    loop._on_message(Record(0, 9, value=b"not json"), loop._batch)  # invalid: a dead letter
+    loop._commit_pending()  # the dead letter is refused
     loop._on_message(Record(0, 9, value=b"not json"), loop._batch)
     assert loop._batch.outputs == [] and loop._batch.offsets == {(PizzaOrdered.TOPIC, 0): 10}

@@ -4,8 +4,14 @@ from kafka_common.lag import partition_lag
 
 
 def stats(**fields):
-    return {"fetch_state": "active", "ls_offset": 10, "stored_offset": -1, "committed_offset": -1, "lo_offset": 0,
-            **fields}
+    return {
+        "fetch_state": "active",
+        "ls_offset": 10,
+        "stored_offset": -1,
+        "committed_offset": -1,
+        "lo_offset": 0,
+        **fields,
+    }
 
 
 def test_lag_counts_from_the_offsets_stored_after_each_transaction():

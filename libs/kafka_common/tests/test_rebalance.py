@@ -20,7 +20,11 @@ def test_revoke_commits_finished_work_while_the_partitions_are_still_owned():
     loop, consumer, producer = loop_with_finished_work()
     loop._on_revoke(consumer, [TopicPartition(PizzaOrdered.TOPIC, 0)])
     assert [c for c in producer.calls if "transaction" in c or c == "produce"] == [
-        "begin_transaction", "produce", "send_offsets_to_transaction", "commit_transaction"]
+        "begin_transaction",
+        "produce",
+        "send_offsets_to_transaction",
+        "commit_transaction",
+    ]
     assert not loop._batch
     assert loop._assigned == {(PizzaOrdered.TOPIC, 1)}
 
@@ -45,8 +49,9 @@ def test_a_committed_batch_is_never_committed_again_on_revoke():
 def test_a_partition_given_up_mid_step_is_resumed_so_it_is_fetched_if_it_comes_back():
     loop, consumer, _ = kitchen_loop()
     record = Record(0, 5)
-    loop._in_flight[(record.topic(), 0)] = _Work(record, Step(seconds=10), received=now(), due=now() + 10,
-                                                 order_key=None)
+    loop._in_flight[(record.topic(), 0)] = _Work(
+        record, Step(seconds=10), received=now(), due=now() + 10, order_key=None
+    )
     loop._on_revoke(consumer, [TopicPartition(PizzaOrdered.TOPIC, 0)])
     assert "resume" in consumer.calls
     assert not loop._in_flight and (PizzaOrdered.TOPIC, 0) not in loop._assigned

@@ -25,8 +25,13 @@ FAST_FAILOVER = {"KAFKA_RECONNECT_BACKOFF_MAX_MS": "1000"}
 
 @pytest.fixture
 def topics(new_topic, unique_name):
-    return {"IN_TOPIC": new_topic("in"), "OUT_TOPIC": new_topic("out"), "DLQ_TOPIC": new_topic("dlq"),
-            "GROUP": unique_name("group"), **FAST_FAILOVER}
+    return {
+        "IN_TOPIC": new_topic("in"),
+        "OUT_TOPIC": new_topic("out"),
+        "DLQ_TOPIC": new_topic("dlq"),
+        "GROUP": unique_name("group"),
+        **FAST_FAILOVER,
+    }
 
 
 def produce_orders(config, topic, count, key=None):
@@ -41,7 +46,6 @@ def produce_orders(config, topic, count, key=None):
         ids.append(order_id)
     assert producer.flush(10) == 0
     return ids
-
 
 
 def metric(proc, name, **labels):
@@ -65,8 +69,7 @@ def test_events_flow_through_the_runner(kafka_config, topics, service_process, r
     assert metric(proc, "pizza_events_produced_total", topic=topics["OUT_TOPIC"]) == 5
 
 
-def test_kill_9_mid_step_processes_the_event_again_and_skips_nothing(kafka_config, topics, service_process,
-                                                                     read_topic):
+def test_kill_9_mid_step_processes_the_event_again_and_skips_nothing(kafka_config, topics, service_process, read_topic):
     slow = service_process(STEP_SERVICE, name="slow", env={**topics, "STEP_SECONDS": "60"})
     ids = produce_orders(kafka_config, topics["IN_TOPIC"], 4, key=events.new_order_id())  # one partition, in order
     slow.wait_for_log("event received")
@@ -78,13 +81,15 @@ def test_kill_9_mid_step_processes_the_event_again_and_skips_nothing(kafka_confi
     assert len(read_topic(topics["OUT_TOPIC"])) == 4
 
 
-def test_crash_between_produce_and_commit_leaves_no_duplicate(kafka_config, topics, service_process, read_topic,
-                                                               tmp_path):
+def test_crash_between_produce_and_commit_leaves_no_duplicate(
+    kafka_config, topics, service_process, read_topic, tmp_path
+):
     # The replacement has the crashed replica's INSTANCE_ID, so the same transactional.id:
     # its init_transactions() fences the predecessor and aborts its open transaction.
     env = {**topics, "INSTANCE_ID": "step-0"}
-    crashing = service_process(STEP_SERVICE, name="crashing",
-                               env={**env, "CRASH_BEFORE_COMMIT_FILE": str(tmp_path / "crashed")})
+    crashing = service_process(
+        STEP_SERVICE, name="crashing", env={**env, "CRASH_BEFORE_COMMIT_FILE": str(tmp_path / "crashed")}
+    )
     [order_id] = produce_orders(kafka_config, topics["IN_TOPIC"], 1)
     assert crashing.wait(timeout=60) == -signal.SIGKILL
     # The crashed transaction's output is in the log, but aborted: read_uncommitted sees it...
@@ -97,8 +102,7 @@ def test_crash_between_produce_and_commit_leaves_no_duplicate(kafka_config, topi
     assert len(read_topic(topics["OUT_TOPIC"], isolation_level="read_uncommitted")) == 2
 
 
-def test_malformed_event_goes_to_the_dlq_and_the_partition_moves_on(kafka_config, topics, service_process,
-                                                                     read_topic):
+def test_malformed_event_goes_to_the_dlq_and_the_partition_moves_on(kafka_config, topics, service_process, read_topic):
     proc = service_process(STEP_SERVICE, name="step", env=topics)
     order_id = events.new_order_id()
     producer = Producer(kafka_config)
@@ -121,25 +125,41 @@ def test_sigterm_leaves_the_group_and_the_other_member_takes_over_at_once(topics
     first = service_process(STEP_SERVICE, name="first", env=topics)
     second = service_process(STEP_SERVICE, name="second", env=topics)
     labels = {"group": topics["GROUP"], "topic": topics["IN_TOPIC"]}
-    wait_until(lambda: metric(first, "pizza_consumer_assigned_partitions", **labels)
-               + metric(second, "pizza_consumer_assigned_partitions", **labels) == 6, 30, "6 partitions shared")
+    wait_until(
+        lambda: (
+            metric(first, "pizza_consumer_assigned_partitions", **labels)
+            + metric(second, "pizza_consumer_assigned_partitions", **labels)
+            == 6
+        ),
+        30,
+        "6 partitions shared",
+    )
     assert metric(second, "pizza_consumer_assigned_partitions", **labels) < 6
     first.terminate()
     # Leaving the group rebalances at once; a silent death would take session.timeout.ms (45 s).
-    wait_until(lambda: metric(second, "pizza_consumer_assigned_partitions", **labels) == 6, 5.0,
-               "the second member to own all partitions")
+    wait_until(
+        lambda: metric(second, "pizza_consumer_assigned_partitions", **labels) == 6,
+        5.0,
+        "the second member to own all partitions",
+    )
     assert first.wait(timeout=20) == 0
     log = first.log_text()
-    for step in ("shutdown requested", "shutting down", "consumer closed, left the group", "producer flushed",
-                 "shutdown complete"):
+    for step in (
+        "shutdown requested",
+        "shutting down",
+        "consumer closed, left the group",
+        "producer flushed",
+        "shutdown complete",
+    ):
         assert step in log
 
 
 def test_healthz_fails_when_the_loop_is_stuck(kafka_config, topics, service_process, tmp_path):
     stuck = tmp_path / "stuck"
     stuck.touch()
-    proc = service_process(STEP_SERVICE, name="step",
-                           env={**topics, "STUCK_FILE": str(stuck), "LIVENESS_STALL_SECONDS": "2"})
+    proc = service_process(
+        STEP_SERVICE, name="step", env={**topics, "STUCK_FILE": str(stuck), "LIVENESS_STALL_SECONDS": "2"}
+    )
     assert requests.get(proc.url("/healthz"), timeout=5).status_code == 200
     produce_orders(kafka_config, topics["IN_TOPIC"], 1)
     wait_until(lambda: requests.get(proc.url("/healthz"), timeout=5).status_code == 503, 30, "/healthz to fail")
@@ -148,18 +168,27 @@ def test_healthz_fails_when_the_loop_is_stuck(kafka_config, topics, service_proc
     wait_until(lambda: requests.get(proc.url("/healthz"), timeout=5).status_code == 200, 30, "/healthz to recover")
 
 
-def test_broker_outage_keeps_healthz_green_and_readyz_follows_membership(dedicated_kafka, unique_name,
-                                                                         service_process):
+def test_broker_outage_keeps_healthz_green_and_readyz_follows_membership(dedicated_kafka, unique_name, service_process):
     from local_kafka.testing import create_topic, read_records
 
     config = dedicated_kafka.admin_config()
-    topics = {"IN_TOPIC": unique_name("in"), "OUT_TOPIC": unique_name("out"), "DLQ_TOPIC": unique_name("dlq"),
-              "GROUP": unique_name("group"), **FAST_FAILOVER}
+    topics = {
+        "IN_TOPIC": unique_name("in"),
+        "OUT_TOPIC": unique_name("out"),
+        "DLQ_TOPIC": unique_name("dlq"),
+        "GROUP": unique_name("group"),
+        **FAST_FAILOVER,
+    }
     for name in ("IN_TOPIC", "OUT_TOPIC", "DLQ_TOPIC"):  # noqa: B007
         create_topic(config, topics[name])
     dedicated_kafka.stop()
-    proc = service_process(STEP_SERVICE, name="step", env={**topics, "LIVENESS_STALL_SECONDS": "3"},
-                           bootstrap=dedicated_kafka.bootstrap, wait_ready=False)
+    proc = service_process(
+        STEP_SERVICE,
+        name="step",
+        env={**topics, "LIVENESS_STALL_SECONDS": "3"},
+        bootstrap=dedicated_kafka.bootstrap,
+        wait_ready=False,
+    )
     wait_until(lambda: proc.running and _status(proc, "/healthz") == 200, 30, "the service to serve probes")
     assert _status(proc, "/readyz") == 503  # no broker: not a group member
     dedicated_kafka.start()
@@ -188,12 +217,18 @@ def test_sigterm_with_the_broker_gone_still_exits_0_in_bounded_time(dedicated_ka
     from local_kafka.testing import create_topic
 
     config = dedicated_kafka.admin_config()
-    topics = {"IN_TOPIC": unique_name("in"), "OUT_TOPIC": unique_name("out"), "DLQ_TOPIC": unique_name("dlq"),
-              "GROUP": unique_name("group"), **FAST_FAILOVER}
+    topics = {
+        "IN_TOPIC": unique_name("in"),
+        "OUT_TOPIC": unique_name("out"),
+        "DLQ_TOPIC": unique_name("dlq"),
+        "GROUP": unique_name("group"),
+        **FAST_FAILOVER,
+    }
     for name in ("IN_TOPIC", "OUT_TOPIC", "DLQ_TOPIC"):
         create_topic(config, topics[name])
-    proc = service_process(STEP_SERVICE, name="step", env={**topics, "STEP_SECONDS": "60"},
-                           bootstrap=dedicated_kafka.bootstrap)
+    proc = service_process(
+        STEP_SERVICE, name="step", env={**topics, "STEP_SECONDS": "60"}, bootstrap=dedicated_kafka.bootstrap
+    )
     produce_orders(config, topics["IN_TOPIC"], 1)
     proc.wait_for_log("event received")  # a step in progress
     dedicated_kafka.kill()
@@ -205,13 +240,14 @@ def test_sigterm_with_the_broker_gone_still_exits_0_in_bounded_time(dedicated_ka
         assert step in log
 
 
-def test_a_hung_send_offsets_is_left_behind_and_the_service_recovers_without_exit(kafka_config, topics,
-                                                                                     service_process, read_topic,
-                                                                                     tmp_path):
+def test_a_hung_send_offsets_is_left_behind_and_the_service_recovers_without_exit(
+    kafka_config, topics, service_process, read_topic, tmp_path
+):
     hang = tmp_path / "hang"
     hang.touch()
-    proc = service_process(STEP_SERVICE, name="step",
-                           env={**topics, "HANG_CALL": "send_offsets_to_transaction", "HANG_FILE": str(hang)})
+    proc = service_process(
+        STEP_SERVICE, name="step", env={**topics, "HANG_CALL": "send_offsets_to_transaction", "HANG_FILE": str(hang)}
+    )
     [order_id] = produce_orders(kafka_config, topics["IN_TOPIC"], 1)
     proc.wait_for_log("its producer is left behind and replaced", timeout=60)
     hang.unlink()  # the new producer's send_offsets returns, as after a coordinator comes back
@@ -221,14 +257,15 @@ def test_a_hung_send_offsets_is_left_behind_and_the_service_recovers_without_exi
     assert len(read_topic(topics["OUT_TOPIC"])) == 1
 
 
-def test_a_hung_kafka_call_exits_the_process_and_the_replacement_commits_once(kafka_config, topics,
-                                                                              service_process, read_topic,
-                                                                              tmp_path):
+def test_a_hung_kafka_call_exits_the_process_and_the_replacement_commits_once(
+    kafka_config, topics, service_process, read_topic, tmp_path
+):
     hang = tmp_path / "hang"
     hang.touch()
     env = {**topics, "INSTANCE_ID": "step-0"}
-    wedged = service_process(STEP_SERVICE, name="wedged",
-                             env={**env, "HANG_CALL": "consumer_group_metadata", "HANG_FILE": str(hang)})
+    wedged = service_process(
+        STEP_SERVICE, name="wedged", env={**env, "HANG_CALL": "consumer_group_metadata", "HANG_FILE": str(hang)}
+    )
     [order_id] = produce_orders(kafka_config, topics["IN_TOPIC"], 1)
     # The watchdog, not a liveness probe minutes later, ends it: non-zero, with the reason.
     assert wedged.wait(timeout=60) == EXIT_WEDGED
@@ -243,8 +280,9 @@ def test_a_hung_kafka_call_exits_the_process_and_the_replacement_commits_once(ka
 def test_sigterm_while_a_kafka_call_hangs_still_ends_the_process(kafka_config, topics, service_process, tmp_path):
     hang = tmp_path / "hang"
     hang.touch()
-    proc = service_process(STEP_SERVICE, name="step",
-                           env={**topics, "HANG_CALL": "consumer_group_metadata", "HANG_FILE": str(hang)})
+    proc = service_process(
+        STEP_SERVICE, name="step", env={**topics, "HANG_CALL": "consumer_group_metadata", "HANG_FILE": str(hang)}
+    )
     produce_orders(kafka_config, topics["IN_TOPIC"], 1)
     proc.wait_for_log("event received")
     proc.terminate()
@@ -255,13 +293,17 @@ def test_sigterm_while_a_kafka_call_hangs_still_ends_the_process(kafka_config, t
 def test_a_duplicate_order_is_done_once(kafka_config, topics, service_process, read_topic):
     proc = service_process(STEP_SERVICE, name="step", env={**topics, "ONCE_PER_ORDER": "1"})
     [order_id, _] = produce_orders(kafka_config, topics["IN_TOPIC"], 2, key=events.new_order_id())  # one order, twice
-    wait_until(lambda: metric(proc, "pizza_duplicate_events_total", topic=topics["IN_TOPIC"]) == 1, 30,
-               "the second record to be skipped")
+    wait_until(
+        lambda: metric(proc, "pizza_duplicate_events_total", topic=topics["IN_TOPIC"]) == 1,
+        30,
+        "the second record to be skipped",
+    )
     assert [r.key for r in read_topic(topics["OUT_TOPIC"])] == [order_id]
 
 
-def test_a_frozen_replica_loses_its_partitions_and_carries_on_when_thawed(kafka_config, topics, service_process,
-                                                                          read_topic):
+def test_a_frozen_replica_loses_its_partitions_and_carries_on_when_thawed(
+    kafka_config, topics, service_process, read_topic
+):
     frozen = service_process(STEP_SERVICE, name="frozen", env=topics)
     other = service_process(STEP_SERVICE, name="other", env=topics)
     labels = {"group": topics["GROUP"], "topic": topics["IN_TOPIC"]}
@@ -269,8 +311,11 @@ def test_a_frozen_replica_loses_its_partitions_and_carries_on_when_thawed(kafka_
     frozen.signal(signal.SIGSTOP)
     try:
         # The broker evicts the frozen member after its session timeout; the other takes over.
-        wait_until(lambda: metric(other, "pizza_consumer_assigned_partitions", **labels) == 6, 30,
-                   "the other member to own all partitions")
+        wait_until(
+            lambda: metric(other, "pizza_consumer_assigned_partitions", **labels) == 6,
+            30,
+            "the other member to own all partitions",
+        )
         ids = produce_orders(kafka_config, topics["IN_TOPIC"], 6)
     finally:
         frozen.signal(signal.SIGCONT)
@@ -282,8 +327,9 @@ def test_a_frozen_replica_loses_its_partitions_and_carries_on_when_thawed(kafka_
     assert len(read_topic(topics["OUT_TOPIC"])) == 6
 
 
-def test_a_huge_invalid_record_is_dead_lettered_truncated_and_the_partition_moves_on(kafka_config, topics,
-                                                                                     service_process, read_topic):
+def test_a_huge_invalid_record_is_dead_lettered_truncated_and_the_partition_moves_on(
+    kafka_config, topics, service_process, read_topic
+):
     service_process(STEP_SERVICE, name="step", env=topics)
     order_id = events.new_order_id()
     producer = Producer({**kafka_config, "linger.ms": 0})

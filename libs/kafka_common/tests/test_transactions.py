@@ -16,8 +16,14 @@ from kafka_common.events import PizzaOrdered, PizzaStatus
 from kafka_common.kitchen import Step
 from kafka_common.transactions import Batch, Outcome, OutputRecord, TransactionFenced
 
-TXN_CALLS = {"begin_transaction", "produce", "send_offsets_to_transaction", "commit_transaction",
-             "abort_transaction", "init_transactions"}
+TXN_CALLS = {
+    "begin_transaction",
+    "produce",
+    "send_offsets_to_transaction",
+    "commit_transaction",
+    "abort_transaction",
+    "init_transactions",
+}
 
 
 def batch():
@@ -45,7 +51,11 @@ def test_a_clean_batch_commits_outputs_and_offsets_in_one_transaction():
     cp, producers = checkpoint()
     assert cp.commit(batch(), lambda: "metadata") is Outcome.COMMITTED
     assert txn_calls(producers.made[0]) == [
-        "begin_transaction", "produce", "send_offsets_to_transaction", "commit_transaction"]
+        "begin_transaction",
+        "produce",
+        "send_offsets_to_transaction",
+        "commit_transaction",
+    ]
 
 
 def test_send_offsets_timing_out_is_retried_then_the_batch_commits():
@@ -69,8 +79,12 @@ def test_an_abortable_error_aborts_at_once():
 
 def test_an_abort_that_times_out_is_retried_until_it_completes_before_anything_else(monkeypatch):
     monkeypatch.setattr("kafka_common.transactions.ABORT_RETRY_PAUSE_S", 0)
-    cp, producers = checkpoint({"send_offsets_to_transaction": [requires_abort()],
-                                "abort_transaction": [timed_out(), timed_out(), timed_out()]})
+    cp, producers = checkpoint(
+        {
+            "send_offsets_to_transaction": [requires_abort()],
+            "abort_transaction": [timed_out(), timed_out(), timed_out()],
+        }
+    )
     assert cp.commit(batch(), lambda: "metadata") is Outcome.ABORTED
     assert cp.commit(batch(), lambda: "metadata") is Outcome.COMMITTED
     calls = txn_calls(producers.made[0])
@@ -82,8 +96,9 @@ def test_an_abort_that_times_out_is_retried_until_it_completes_before_anything_e
 def test_an_abort_still_failing_at_shutdown_is_abandoned_not_retried_forever():
     stop = threading.Event()
     stop.set()
-    cp, producers = checkpoint({"commit_transaction": [requires_abort()], "abort_transaction": [timed_out()] * 100},
-                               stop=stop)
+    cp, producers = checkpoint(
+        {"commit_transaction": [requires_abort()], "abort_transaction": [timed_out()] * 100}, stop=stop
+    )
     assert cp.commit(batch(), lambda: "metadata") is Outcome.ABORTED
     assert txn_calls(producers.made[0]).count("abort_transaction") == 1
 
@@ -140,10 +155,17 @@ def test_the_loop_rewinds_an_aborted_batch_and_records_nothing_as_done():
     order_id = events.new_order_id()
     loop, consumer, producers = kitchen_loop(
         {"commit_transaction": [requires_abort()]},
-        handlers={PizzaOrdered: Handles(lambda e: Step(), once_per_order=True)})
+        handlers={PizzaOrdered: Handles(lambda e: Step(), once_per_order=True)},
+    )
     key, value, headers = events.encode(
-        PizzaOrdered(order_id=order_id, customer_id="c0ffee", username="u",
-                     pizza={"sauce": "Tomato", "cheese": "Mozzarella", "main_topping": "Pepperoni"}), "/t")
+        PizzaOrdered(
+            order_id=order_id,
+            customer_id="c0ffee",
+            username="u",
+            pizza={"sauce": "Tomato", "cheese": "Mozzarella", "main_topping": "Pepperoni"},
+        ),
+        "/t",
+    )
     loop._on_message(Record(0, 5, key.encode(), value, headers), loop._batch)
     loop._commit_pending()
     assert consumer.calls.count("seek") == 1
@@ -206,8 +228,8 @@ def test_too_many_hung_calls_ask_for_the_process_to_be_replaced(monkeypatch):
 def test_between_batches_a_fresh_producer_starts_as_soon_as_kafka_is_back():
     cp, producers = checkpoint({"list_topics": [timed_out()]})
     cp._last_unreachable = lambda: float("inf") if len(producers.made) == 1 else 0.0
-    cp.renew_after_outage()                 # still away: nothing changes
+    cp.renew_after_outage()  # still away: nothing changes
     assert len(producers.made) == 1
     cp._probed_at = 0.0
-    cp.renew_after_outage()                 # back: a new producer, ready before the next batch
+    cp.renew_after_outage()  # back: a new producer, ready before the next batch
     assert len(producers.made) == 2 and txn_calls(producers.made[1]) == ["init_transactions"]

@@ -92,7 +92,7 @@ def test_a_tampered_log_does_not_change_what_status_answers(kafka_config, servic
     log.status(rebuilt, 200)
     log.status(rebuilt, 300)
     log.status(rebuilt, 400, event_id=delivered_id)
-    log.order(rebuilt, OWNER, event_id=ordered_id)     # exact duplicates (same ce_id)
+    log.order(rebuilt, OWNER, event_id=ordered_id)  # exact duplicates (same ce_id)
     log.status(rebuilt, 400, event_id=delivered_id)
     log.tamper(rebuilt)
     # A real event's id reused for another order is that order's business, not a duplicate.

@@ -35,8 +35,17 @@ def model(clock):
 
 
 def event(payload, at, event_id=None):
-    return Event(Envelope(id=event_id or events.new_order_id(), type=payload.TYPE, source="/tests", time=at,
-                          schema_version=1, order_id=payload.order_id), payload)
+    return Event(
+        Envelope(
+            id=event_id or events.new_order_id(),
+            type=payload.TYPE,
+            source="/tests",
+            time=at,
+            schema_version=1,
+            order_id=payload.order_id,
+        ),
+        payload,
+    )
 
 
 def ordered(order_id, at=NOW, customer="c0ffee", event_id=None):
@@ -56,8 +65,10 @@ def timeline(model, oid):
 
 
 def ignored(reason):
-    return REGISTRY.get_sample_value("pizza_read_model_events_ignored_total",
-                                     {"component": "status", "reason": reason}) or 0.0
+    return (
+        REGISTRY.get_sample_value("pizza_read_model_events_ignored_total", {"component": "status", "reason": reason})
+        or 0.0
+    )
 
 
 def test_an_order_and_its_timeline(model):
@@ -158,8 +169,12 @@ def test_an_order_cooked_twice_shows_each_status_once(model):
             model.apply_status(status(oid, code, seconds(-9 + round_ + n)))
     order = model.order(oid)
     assert order["status"] == 400
-    assert [(e["status"], e["at"][17:19]) for e in order["events"]] == [(100, "51"), (200, "52"), (300, "53"),
-                                                                         (400, "54")]
+    assert [(e["status"], e["at"][17:19]) for e in order["events"]] == [
+        (100, "51"),
+        (200, "52"),
+        (300, "53"),
+        (400, "54"),
+    ]
 
 
 def test_a_second_pizza_ordered_never_changes_the_customer(model):
@@ -167,7 +182,7 @@ def test_a_second_pizza_ordered_never_changes_the_customer(model):
     model.apply_ordered(ordered(oid, seconds(-5), customer="0a0a"))
     model.apply_status(status(oid, 400, seconds(-4)))
     before = ignored("second_order")
-    model.apply_ordered(ordered(oid, seconds(-1), customer="bad"))   # forged: another customer
+    model.apply_ordered(ordered(oid, seconds(-1), customer="bad"))  # forged: another customer
     model.apply_ordered(ordered(oid, seconds(-1), customer="0a0a"))  # a new id for the same order
     order = model.order(oid)
     assert order["customer_id"] == "0a0a" and order["status"] == 400
@@ -213,8 +228,14 @@ def test_status_events_of_an_order_that_never_comes_are_purged(model, clock):
 def test_replaying_the_log_into_the_same_database_changes_nothing(tmp_path, clock):
     path = str(tmp_path / "orders.sqlite")
     oid = events.new_order_id()
-    log = [ordered(oid, seconds(-5)), status(oid, 200, seconds(-4)), status(oid, 300, seconds(-3)),
-           status(oid, 400, seconds(-2)), ordered(oid, seconds(-1), customer="bad"), status(oid, -100, seconds(-1))]
+    log = [
+        ordered(oid, seconds(-5)),
+        status(oid, 200, seconds(-4)),
+        status(oid, 300, seconds(-3)),
+        status(oid, 400, seconds(-2)),
+        ordered(oid, seconds(-1), customer="bad"),
+        status(oid, -100, seconds(-1)),
+    ]
 
     def replay(model):
         for e in log:
@@ -222,11 +243,11 @@ def test_replaying_the_log_into_the_same_database_changes_nothing(tmp_path, cloc
         return model.order(oid)
 
     first = replay(ReadModel(path, clock=clock))
-    clock.now = NOW + timedelta(minutes=10)   # a restart later, same file
+    clock.now = NOW + timedelta(minutes=10)  # a restart later, same file
     again = replay(ReadModel(path, clock=clock))
     assert again == first and first["status"] == 400 and first["customer_id"] == "c0ffee"
     assert [e["status"] for e in first["events"]] == [100, 200, 300, 400, -100]
-    fresh = replay(ReadModel(clock=clock))    # a rebuild from scratch gives the same answer
+    fresh = replay(ReadModel(clock=clock))  # a rebuild from scratch gives the same answer
     assert fresh == first
 
 
@@ -240,7 +261,7 @@ def test_an_event_that_fails_halfway_leaves_nothing_behind_in_a_file(tmp_path, c
     with pytest.raises(sqlite3.DatabaseError, match="crash"):
         model.apply_status(oven)
     model._db.execute("DROP TRIGGER crash")
-    model.apply_status(oven)   # the replay after the restart
+    model.apply_status(oven)  # the replay after the restart
     assert model.order(oid)["status"] == 200 and timeline(model, oid) == [100, 200]
 
 

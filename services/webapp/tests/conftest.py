@@ -51,20 +51,34 @@ class FakeStatus:
         self.down = False
         self.calls: list[tuple] = []
 
-    def add(self, order_id: str, customer_id: str, username: str = "alice", status: int = menu.STATUS_RECEIVED,
-            ordered_at: str = "2026-01-01T12:00:00Z", events: list | None = None, **pizza) -> dict:
+    def add(
+        self,
+        order_id: str,
+        customer_id: str,
+        username: str = "alice",
+        status: int = menu.STATUS_RECEIVED,
+        ordered_at: str = "2026-01-01T12:00:00Z",
+        events: list | None = None,
+        **pizza,
+    ) -> dict:
         order = {
             "order_id": order_id,
             "customer_id": customer_id,
             "username": username,
             "status": status,
             "status_text": menu.status_text(status),
-            "order": {"sauce": "Tomato", "cheese": "Mozzarella", "main_topping": "Pepperoni",
-                      "extra_toppings": [], **pizza},
+            "order": {
+                "sauce": "Tomato",
+                "cheese": "Mozzarella",
+                "main_topping": "Pepperoni",
+                "extra_toppings": [],
+                **pizza,
+            },
             "ordered_at": ordered_at,
             "updated_at": ordered_at,
-            "events": events if events is not None else [
-                {"status": 100, "status_text": menu.status_text(100), "at": ordered_at}],
+            "events": events
+            if events is not None
+            else [{"status": 100, "status_text": menu.status_text(100), "at": ordered_at}],
         }
         self.orders_by_id[order_id] = order
         return order
@@ -73,8 +87,11 @@ class FakeStatus:
         self.calls.append(("orders", customer_id, wait_for))
         if self.down:
             raise StatusUnavailable("down")
-        mine = [{k: v for k, v in o.items() if k != "events"}
-                for o in self.orders_by_id.values() if o["customer_id"] == customer_id]
+        mine = [
+            {k: v for k, v in o.items() if k != "events"}
+            for o in self.orders_by_id.values()
+            if o["customer_id"] == customer_id
+        ]
         return sorted(mine, key=lambda o: o["ordered_at"], reverse=True)
 
     def order(self, order_id: str, wait_for: str | None = None) -> dict | None:

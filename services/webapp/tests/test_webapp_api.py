@@ -38,6 +38,7 @@ def orders_placed() -> float:
 
 # --- login ----------------------------------------------------------------------------------
 
+
 def test_login_answers_customer_id_and_sets_a_safe_session_cookie(client):
     response = client.post("/api/login", json={"username": "alice"})
     assert response.status_code == 200
@@ -89,21 +90,24 @@ def test_user_name_is_trimmed(client):
     assert client.post("/api/login", json={"username": "  dora  "}).get_json()["username"] == "dora"
 
 
-@pytest.mark.parametrize("body, message", [
-    ({}, "username is required"),
-    ({"username": None}, "username is required"),
-    ({"username": 42}, "username must be a string"),
-    ({"username": ["alice"]}, "username must be a string"),
-    ({"username": ""}, "username must not be empty"),
-    ({"username": "   "}, "username must not be empty"),
-    ({"username": "x" * 33}, "username must be at most 32 characters"),
-    ({"username": "bob\nadmin"}, "username must not contain control characters"),
-    ({"username": "bob\x00"}, "username must not contain control characters"),
-    ({"username": "\x1b[31mred"}, "username must not contain control characters"),
-    ({"username": "evil\u202egnp"}, "username must not contain control characters"),
-    (["alice"], "request body must be a JSON object"),
-    ("alice", "request body must be a JSON object"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({}, "username is required"),
+        ({"username": None}, "username is required"),
+        ({"username": 42}, "username must be a string"),
+        ({"username": ["alice"]}, "username must be a string"),
+        ({"username": ""}, "username must not be empty"),
+        ({"username": "   "}, "username must not be empty"),
+        ({"username": "x" * 33}, "username must be at most 32 characters"),
+        ({"username": "bob\nadmin"}, "username must not contain control characters"),
+        ({"username": "bob\x00"}, "username must not contain control characters"),
+        ({"username": "\x1b[31mred"}, "username must not contain control characters"),
+        ({"username": "evil\u202egnp"}, "username must not contain control characters"),
+        (["alice"], "request body must be a JSON object"),
+        ("alice", "request body must be a JSON object"),
+    ],
+)
 def test_login_rejects_bad_user_names(client, body, message):
     response = client.post("/api/login", json=body)
     assert response.status_code == 400
@@ -121,8 +125,10 @@ def test_login_rejects_a_body_that_is_not_json(client):
 
 
 @pytest.mark.parametrize("path", ["/api/login", "/api/logout", "/api/orders"])
-@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded",
-                                          "multipart/form-data; boundary=x", "application/jsonp"])
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/jsonp"],
+)
 def test_posts_without_json_content_type_get_415(client, customer, path, content_type):
     headers = {"Content-Type": content_type} if content_type else {}
     response = client.post(path, data=json.dumps(VALID), headers=headers)
@@ -148,16 +154,20 @@ def test_logout_accepts_an_empty_json_post(client, customer):
 
 # --- menu -----------------------------------------------------------------------------------
 
+
 def test_menu(client):
     response = client.get("/api/menu")
     assert response.status_code == 200
     assert response.get_json() == {
-        "sauces": list(menu.SAUCES), "cheeses": list(menu.CHEESES),
-        "main_toppings": list(menu.MAIN_TOPPINGS), "extra_toppings": list(menu.EXTRA_TOPPINGS),
+        "sauces": list(menu.SAUCES),
+        "cheeses": list(menu.CHEESES),
+        "main_toppings": list(menu.MAIN_TOPPINGS),
+        "extra_toppings": list(menu.EXTRA_TOPPINGS),
     }
 
 
 # --- placing orders -------------------------------------------------------------------------
+
 
 def test_order_is_produced_and_confirmed_with_its_id_only(client, customer, producer, pizza):
     before = orders_placed()
@@ -185,28 +195,31 @@ def test_all_six_extras(client, customer, producer):
     assert producer.sent[0].pizza.extra_toppings == menu.EXTRA_TOPPINGS
 
 
-@pytest.mark.parametrize("body, message", [
-    (with_(sauce=...), "sauce is required"),
-    (with_(cheese=...), "cheese is required"),
-    (with_(main_topping=...), "main_topping is required"),
-    (with_(sauce=None), "sauce is required"),
-    (with_(sauce=1), "sauce must be a string"),
-    (with_(cheese=["Gouda"]), "cheese must be a string"),
-    (with_(main_topping={"name": "Pork"}), "main_topping must be a string"),
-    (with_(sauce="Ketchup"), f"unknown sauce 'Ketchup'; choose one of: {SAUCES}"),
-    (with_(sauce="tomato"), f"unknown sauce 'tomato'; choose one of: {SAUCES}"),
-    (with_(cheese="Brie"), f"unknown cheese 'Brie'; choose one of: {CHEESES}"),
-    (with_(main_topping="Pineapple"), f"unknown main topping 'Pineapple'; choose one of: {MAINS}"),
-    (with_(extra_toppings="Onion"), "extra_toppings must be a list"),
-    (with_(extra_toppings={"Onion": True}), "extra_toppings must be a list"),
-    (with_(extra_toppings=["Onion", 3]), "extra_toppings must be a list of strings"),
-    (with_(extra_toppings=["Pineapple"]), f"unknown extra topping 'Pineapple'; choose from: {EXTRAS}"),
-    (with_(extra_toppings=["Onion", "Onion"]), "extra topping 'Onion' is listed more than once"),
-    (with_(extra_toppings=[*menu.EXTRA_TOPPINGS, "Onion"]), "at most 6 extra toppings, got 7"),
-    (with_(size="XL"), "unexpected field 'size'; an order has sauce, cheese, main_topping, extra_toppings"),
-    ([VALID], "request body must be a JSON object"),
-    ("pizza", "request body must be a JSON object"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (with_(sauce=...), "sauce is required"),
+        (with_(cheese=...), "cheese is required"),
+        (with_(main_topping=...), "main_topping is required"),
+        (with_(sauce=None), "sauce is required"),
+        (with_(sauce=1), "sauce must be a string"),
+        (with_(cheese=["Gouda"]), "cheese must be a string"),
+        (with_(main_topping={"name": "Pork"}), "main_topping must be a string"),
+        (with_(sauce="Ketchup"), f"unknown sauce 'Ketchup'; choose one of: {SAUCES}"),
+        (with_(sauce="tomato"), f"unknown sauce 'tomato'; choose one of: {SAUCES}"),
+        (with_(cheese="Brie"), f"unknown cheese 'Brie'; choose one of: {CHEESES}"),
+        (with_(main_topping="Pineapple"), f"unknown main topping 'Pineapple'; choose one of: {MAINS}"),
+        (with_(extra_toppings="Onion"), "extra_toppings must be a list"),
+        (with_(extra_toppings={"Onion": True}), "extra_toppings must be a list"),
+        (with_(extra_toppings=["Onion", 3]), "extra_toppings must be a list of strings"),
+        (with_(extra_toppings=["Pineapple"]), f"unknown extra topping 'Pineapple'; choose from: {EXTRAS}"),
+        (with_(extra_toppings=["Onion", "Onion"]), "extra topping 'Onion' is listed more than once"),
+        (with_(extra_toppings=[*menu.EXTRA_TOPPINGS, "Onion"]), "at most 6 extra toppings, got 7"),
+        (with_(size="XL"), "unexpected field 'size'; an order has sauce, cheese, main_topping, extra_toppings"),
+        ([VALID], "request body must be a JSON object"),
+        ("pizza", "request body must be a JSON object"),
+    ],
+)
 def test_invalid_orders_get_400_with_what_is_wrong(client, customer, producer, body, message):
     response = client.post("/api/orders", json=body)
     assert response.status_code == 400
@@ -214,13 +227,16 @@ def test_invalid_orders_get_400_with_what_is_wrong(client, customer, producer, b
     assert producer.sent == []
 
 
-@pytest.mark.parametrize("raw, message", [
-    ("{not json", "request body is not valid JSON"),
-    ("", "request body is empty; send a JSON object"),
-    ("\xff\xfe{", "request body is not valid JSON"),
-    ("null", "request body must be a JSON object"),
-    ("[" * 7000 + "]" * 7000, "request body is not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ("{not json", "request body is not valid JSON"),
+        ("", "request body is empty; send a JSON object"),
+        ("\xff\xfe{", "request body is not valid JSON"),
+        ("null", "request body must be a JSON object"),
+        ("[" * 7000 + "]" * 7000, "request body is not valid JSON"),
+    ],
+)
 def test_order_body_that_is_not_json_gets_400(client, customer, producer, raw, message):
     data = raw.encode("latin-1")
     response = client.post("/api/orders", data=data, content_type="application/json")
@@ -230,8 +246,9 @@ def test_order_body_that_is_not_json_gets_400(client, customer, producer, raw, m
 
 
 def test_oversized_body_is_refused_not_crashed_on(client, customer, producer):
-    response = client.post("/api/orders", data=b" " * 20000 + json.dumps(VALID).encode(),
-                           content_type="application/json")
+    response = client.post(
+        "/api/orders", data=b" " * 20000 + json.dumps(VALID).encode(), content_type="application/json"
+    )
     assert response.status_code == 413
     assert "error" in response.get_json()
     assert producer.sent == []
@@ -267,6 +284,7 @@ def test_unknown_json_api_path_and_method_answer_json(client):
 
 # --- reading orders -------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("path", ["/api/orders", "/api/orders/" + "a" * 32])
 def test_reads_need_a_login(client, path):
     response = client.get(path)
@@ -283,15 +301,20 @@ def test_my_orders_newest_first_and_only_mine(client, customer, status):
     orders = response.get_json()["orders"]
     assert [o["order_id"] for o in orders] == ["2" * 32, "1" * 32]
     assert orders[0] == {
-        "order_id": "2" * 32, "status": 400, "status_text": "Your pizza was delivered",
+        "order_id": "2" * 32,
+        "status": 400,
+        "status_text": "Your pizza was delivered",
         "order": {"sauce": "Tomato", "cheese": "Mozzarella", "main_topping": "Pepperoni", "extra_toppings": []},
-        "ordered_at": "2026-01-01T12:05:00Z", "updated_at": "2026-01-01T12:05:00Z",
+        "ordered_at": "2026-01-01T12:05:00Z",
+        "updated_at": "2026-01-01T12:05:00Z",
     }
 
 
 def test_order_detail_with_events(client, customer, status):
-    events = [{"status": 100, "status_text": menu.status_text(100), "at": "2026-01-01T12:00:00Z"},
-              {"status": 200, "status_text": menu.status_text(200), "at": "2026-01-01T12:00:04Z"}]
+    events = [
+        {"status": 100, "status_text": menu.status_text(100), "at": "2026-01-01T12:00:00Z"},
+        {"status": 200, "status_text": menu.status_text(200), "at": "2026-01-01T12:00:04Z"},
+    ]
     status.add("4" * 32, customer["customer_id"], status=200, events=events)
     response = client.get("/api/orders/" + "4" * 32)
     assert response.status_code == 200
@@ -333,8 +356,11 @@ def test_read_your_writes_wait_for_and_pending_order(client, customer, status, p
     assert detail.get_json()["status_text"] == "Order received and being prepared"
     assert [e["status"] for e in detail.get_json()["events"]] == [100]
     # The open-order cap asked first; each read then named the position of the acknowledged record.
-    assert status.calls == [("orders", customer["customer_id"], None),
-                            ("orders", customer["customer_id"], "3:40"), ("order", order_id, "3:40")]
+    assert status.calls == [
+        ("orders", customer["customer_id"], None),
+        ("orders", customer["customer_id"], "3:40"),
+        ("order", order_id, "3:40"),
+    ]
     # Once status has it, status's answer wins.
     status.add(order_id, customer["customer_id"], status=300)
     assert client.get(f"/api/orders/{order_id}").get_json()["status"] == 300
@@ -364,6 +390,7 @@ def test_api_responses_are_not_cached(client, customer):
 
 
 # --- probes ---------------------------------------------------------------------------------
+
 
 def test_liveness(client):
     response = client.get("/healthz")
@@ -412,6 +439,7 @@ def test_pending_order_is_only_vouched_for_a_while(client, customer, status, mon
 
 # --- hostile input --------------------------------------------------------------------------
 
+
 def test_a_lone_surrogate_in_a_user_name_is_a_400(client):
     response = client.post("/api/login", data=b'{"username": "\\ud800"}', content_type="application/json")
     assert response.status_code == 400
@@ -419,8 +447,11 @@ def test_a_lone_surrogate_in_a_user_name_is_a_400(client):
 
 
 def test_a_lone_surrogate_in_an_order_is_a_400(client, customer, producer):
-    response = client.post("/api/orders", data=b'{"sauce": "\\udfff", "cheese": "Gouda", "main_topping": "Pork"}',
-                           content_type="application/json")
+    response = client.post(
+        "/api/orders",
+        data=b'{"sauce": "\\udfff", "cheese": "Gouda", "main_topping": "Pork"}',
+        content_type="application/json",
+    )
     assert response.status_code == 400
     assert response.get_json()["error"].startswith("unknown sauce")
     assert producer.sent == []
@@ -433,11 +464,14 @@ class UnreadableBody(io.BytesIO):
         raise ValueError("Invalid chunk size: zz")
 
 
-@pytest.mark.parametrize("path, content_type", [
-    ("/api/login", "application/json"), ("/api/logout", "application/json"), ("/api/orders", "application/json")])
+@pytest.mark.parametrize(
+    "path, content_type",
+    [("/api/login", "application/json"), ("/api/logout", "application/json"), ("/api/orders", "application/json")],
+)
 def test_a_body_that_cannot_be_read_is_a_json_400(client, customer, producer, path, content_type):
-    response = client.post(path, input_stream=UnreadableBody(),
-                           headers={"Transfer-Encoding": "chunked", "Content-Type": content_type})
+    response = client.post(
+        path, input_stream=UnreadableBody(), headers={"Transfer-Encoding": "chunked", "Content-Type": content_type}
+    )
     assert response.status_code == 400
     assert response.get_json() == {"error": "the request body could not be read: ValueError"}
     assert producer.sent == []
@@ -445,15 +479,18 @@ def test_a_body_that_cannot_be_read_is_a_json_400(client, customer, producer, pa
 
 @pytest.mark.parametrize("path", ["/login", "/logout", "/order"])
 def test_a_form_body_that_cannot_be_read_is_a_400_page(client, customer, path):
-    response = client.post(path, input_stream=UnreadableBody(),
-                           headers={"Transfer-Encoding": "chunked",
-                                    "Content-Type": "application/x-www-form-urlencoded"})
+    response = client.post(
+        path,
+        input_stream=UnreadableBody(),
+        headers={"Transfer-Encoding": "chunked", "Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert response.status_code == 400
     assert "<!doctype html>" in response.get_data(as_text=True)
     assert "the request body could not be read" in response.get_data(as_text=True)
 
 
 # --- the open-order cap ---------------------------------------------------------------------
+
 
 def cap_app(producer, status, limit):
     app = create_app(producer_factory=lambda: producer, status=status, secret_key="k", max_open_orders=limit)
@@ -468,8 +505,9 @@ def test_open_orders_are_capped_per_customer(producer, status):
     assert [r.status_code for r in placed] == [201, 201, 201]
     refused = client.post("/api/orders", json=VALID)
     assert refused.status_code == 429
-    assert refused.get_json() == {"error": "you already have 3 pizzas on their way; please wait until one is "
-                                           "delivered before ordering more"}
+    assert refused.get_json() == {
+        "error": "you already have 3 pizzas on their way; please wait until one is delivered before ordering more"
+    }
     assert len(producer.sent) == 3
     # Someone else is not affected.
     other = client.application.test_client()
@@ -520,7 +558,10 @@ def test_the_openapi_description_covers_every_api_route(app, client):
     assert response.status_code == 200
     spec = yaml.safe_load(response.get_data(as_text=True))
     described = {(path, method.upper()) for path, ops in spec["paths"].items() for method in ops}
-    served = {(rule.rule.replace("<order_id>", "{order_id}"), method) for rule in app.url_map.iter_rules()
-              if rule.rule.startswith("/api/") and rule.rule != "/api/openapi.yaml"
-              for method in rule.methods - {"HEAD", "OPTIONS"}}
+    served = {
+        (rule.rule.replace("<order_id>", "{order_id}"), method)
+        for rule in app.url_map.iter_rules()
+        if rule.rule.startswith("/api/") and rule.rule != "/api/openapi.yaml"
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
     assert described == served

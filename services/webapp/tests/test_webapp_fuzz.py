@@ -25,14 +25,30 @@ JSON = st.recursive(
     max_leaves=20,
 )
 MENU_WORDS = st.sampled_from([*menu.SAUCES, *menu.CHEESES, *menu.MAIN_TOPPINGS, *menu.EXTRA_TOPPINGS])
-ORDERISH = st.fixed_dictionaries({}, optional={
-    "sauce": MENU_WORDS | JSON, "cheese": MENU_WORDS | JSON, "main_topping": MENU_WORDS | JSON,
-    "extra_toppings": st.lists(MENU_WORDS | TEXT, max_size=8) | JSON,
-}) | st.dictionaries(TEXT, JSON, max_size=4)
-BODY = (JSON.map(lambda v: json.dumps(v).encode()) | ORDERISH.map(lambda v: json.dumps(v).encode())
-        | st.binary(max_size=200))
-CONTENT_TYPE = st.sampled_from(["application/json", "application/json; charset=utf-8", "text/plain",
-                                "application/x-www-form-urlencoded", "", "application/json; charset=latin-1"])
+ORDERISH = st.fixed_dictionaries(
+    {},
+    optional={
+        "sauce": MENU_WORDS | JSON,
+        "cheese": MENU_WORDS | JSON,
+        "main_topping": MENU_WORDS | JSON,
+        "extra_toppings": st.lists(MENU_WORDS | TEXT, max_size=8) | JSON,
+    },
+) | st.dictionaries(TEXT, JSON, max_size=4)
+BODY = (
+    JSON.map(lambda v: json.dumps(v).encode())
+    | ORDERISH.map(lambda v: json.dumps(v).encode())
+    | st.binary(max_size=200)
+)
+CONTENT_TYPE = st.sampled_from(
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "",
+        "application/json; charset=latin-1",
+    ]
+)
 
 
 def shop(max_open: int = 3):
@@ -63,8 +79,10 @@ def test_orders_are_201_400_or_429_and_nothing_else(order):
 
 
 @FUZZ
-@given(order_id=st.text(max_size=40).filter(lambda s: "/" not in s and s not in (".", "..")),
-       method=st.sampled_from(["GET", "DELETE", "PUT", "PATCH"]))
+@given(
+    order_id=st.text(max_size=40).filter(lambda s: "/" not in s and s not in (".", "..")),
+    method=st.sampled_from(["GET", "DELETE", "PUT", "PATCH"]),
+)
 def test_order_reads_never_answer_5xx(order_id, method):
     response = CLIENT.open("/api/orders/" + order_id, method=method)
     assert response.status_code < 500, response.get_data()

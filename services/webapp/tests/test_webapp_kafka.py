@@ -21,8 +21,12 @@ from local_kafka.testing import read_records, wait_until
 
 pytestmark = pytest.mark.kafka
 
-PIZZA = {"sauce": "Buffalo", "cheese": "Gruyere", "main_topping": "Vegan meat",
-         "extra_toppings": ["Black olives", "Green pepper"]}
+PIZZA = {
+    "sauce": "Buffalo",
+    "cheese": "Gruyere",
+    "main_topping": "Vegan meat",
+    "extra_toppings": ["Black olives", "Green pepper"],
+}
 # Bounds, not expectations: a hang fails the test instead of blocking it.
 HTTP_TIMEOUT_S = 20.0
 # What a customer's client waits at most (the issue's clients gave up after 15 s): an order
@@ -57,8 +61,13 @@ def customer(webapp, username: str = "integration") -> requests.Session:
     return session
 
 
-def place(webapp, session: requests.Session, pizza: dict = PIZZA, fresh_connection: bool = False,
-          timeout: float = HTTP_TIMEOUT_S) -> requests.Response:
+def place(
+    webapp,
+    session: requests.Session,
+    pizza: dict = PIZZA,
+    fresh_connection: bool = False,
+    timeout: float = HTTP_TIMEOUT_S,
+) -> requests.Response:
     headers = {"Connection": "close"} if fresh_connection else {}
     return session.post(webapp.url("/api/orders"), json=pizza, headers=headers, timeout=timeout)
 
@@ -92,9 +101,11 @@ def test_order_through_the_webapp_is_a_valid_pizza_ordered_event(service_process
 
 
 def test_broker_outage_orders_get_503_in_time_and_none_is_cooked_later(service_process, dedicated_kafka, tmp_path):
-    webapp = service_process("pizza-webapp", env=webapp_env(tmp_path, WEB_CONCURRENCY="1",
-                                                            MAX_OPEN_ORDERS_PER_CUSTOMER="0"),
-                             bootstrap=dedicated_kafka.bootstrap)
+    webapp = service_process(
+        "pizza-webapp",
+        env=webapp_env(tmp_path, WEB_CONCURRENCY="1", MAX_OPEN_ORDERS_PER_CUSTOMER="0"),
+        bootstrap=dedicated_kafka.bootstrap,
+    )
     session = customer(webapp, "integration-outage")
     before = place(webapp, session)
     assert before.status_code == 201, before.text
@@ -111,8 +122,11 @@ def test_broker_outage_orders_get_503_in_time_and_none_is_cooked_later(service_p
     assert status_of(webapp.url("/readyz")) == 200
 
     dedicated_kafka.start()
-    after = wait_until(lambda: (r := place(webapp, session)).status_code == 201 and r, RECOVERY_S,
-                       "an order accepted again after the broker came back")
+    after = wait_until(
+        lambda: (r := place(webapp, session)).status_code == 201 and r,
+        RECOVERY_S,
+        "an order accepted again after the broker came back",
+    )
     # Everything the worker's producer still held would be written by now or at its flush on SIGTERM.
     assert webapp.stop(timeout=30) == 0
     expected = {before.json()["order_id"], after.json()["order_id"]}
@@ -130,12 +144,17 @@ def stall(port: int, head: bytes) -> socket.socket:
 def test_probes_and_orders_answer_while_64_clients_stall_in_their_body(service_process, tmp_path):
     webapp = service_process("pizza-webapp", env=webapp_env(tmp_path, MAX_OPEN_ORDERS_PER_CUSTOMER="0"))
     session = customer(webapp, "integration-patient")
-    head = (b"POST /api/orders HTTP/1.1\r\nHost: shop\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 2048\r\nCookie: " + f"pizza_session={session.cookies['pizza_session']}".encode()
-            + b"\r\n\r\n{\"sauce\": ")
+    head = (
+        b"POST /api/orders HTTP/1.1\r\nHost: shop\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 2048\r\nCookie: "
+        + f"pizza_session={session.cookies['pizza_session']}".encode()
+        + b'\r\n\r\n{"sauce": '
+    )
     stalled = [stall(webapp.http_port, head) for _ in range(STALLED_CONNECTIONS // 2)]
-    chunked = (b"POST /login HTTP/1.1\r\nHost: shop\r\nContent-Type: application/x-www-form-urlencoded\r\n"
-               b"Transfer-Encoding: chunked\r\n\r\n5\r\nuser")
+    chunked = (
+        b"POST /login HTTP/1.1\r\nHost: shop\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n5\r\nuser"
+    )
     stalled += [stall(webapp.http_port, chunked) for _ in range(STALLED_CONNECTIONS // 2)]
     try:
         for _ in range(3):
@@ -149,31 +168,38 @@ def test_probes_and_orders_answer_while_64_clients_stall_in_their_body(service_p
 
 
 def test_a_stalled_body_is_answered_408_and_the_connection_closed(service_process, tmp_path):
-    webapp = service_process("pizza-webapp", env=webapp_env(tmp_path, WEB_CONCURRENCY="1",
-                                                            WEB_BODY_TIMEOUT_S="1"))
-    sock = stall(webapp.http_port, b"POST /api/login HTTP/1.1\r\nHost: shop\r\nContent-Type: application/json\r\n"
-                                   b"Content-Length: 100\r\n\r\n{")
+    webapp = service_process("pizza-webapp", env=webapp_env(tmp_path, WEB_CONCURRENCY="1", WEB_BODY_TIMEOUT_S="1"))
+    sock = stall(
+        webapp.http_port,
+        b"POST /api/login HTTP/1.1\r\nHost: shop\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+    )
     with sock:
-        answer = sock.makefile("rb").read()   # until the server closes the connection
+        answer = sock.makefile("rb").read()  # until the server closes the connection
     assert answer.startswith(b"HTTP/1.1 408 "), answer
     assert b'{"error":"the request body did not arrive within 1 s"}' in answer
 
 
 def raw_post(port: int, path: str, content_type: str, body: bytes, cookie: str = "") -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=HTTP_TIMEOUT_S) as sock:
-        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: shop\r\nContent-Type: {content_type}\r\n"
-                     f"Transfer-Encoding: chunked\r\nConnection: close\r\n{cookie}\r\n".encode() + body)
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: shop\r\nContent-Type: {content_type}\r\n"
+            f"Transfer-Encoding: chunked\r\nConnection: close\r\n{cookie}\r\n".encode()
+            + body
+        )
         return sock.makefile("rb").read()
 
 
-@pytest.mark.parametrize("path, content_type, expect", [
-    ("/api/login", "application/json", b'{"error":"the request body could not be read: InvalidChunkSize"}'),
-    ("/api/logout", "application/json", b'{"error":"the request body could not be read: InvalidChunkSize"}'),
-    ("/api/orders", "application/json", b'{"error":"the request body could not be read: InvalidChunkSize"}'),
-    ("/login", "application/x-www-form-urlencoded", b"the request body could not be read"),
-    ("/logout", "application/x-www-form-urlencoded", b"the request body could not be read"),
-    ("/order", "application/x-www-form-urlencoded", b"the request body could not be read"),
-])
+@pytest.mark.parametrize(
+    "path, content_type, expect",
+    [
+        ("/api/login", "application/json", b'{"error":"the request body could not be read: InvalidChunkSize"}'),
+        ("/api/logout", "application/json", b'{"error":"the request body could not be read: InvalidChunkSize"}'),
+        ("/api/orders", "application/json", b'{"error":"the request body could not be read: InvalidChunkSize"}'),
+        ("/login", "application/x-www-form-urlencoded", b"the request body could not be read"),
+        ("/logout", "application/x-www-form-urlencoded", b"the request body could not be read"),
+        ("/order", "application/x-www-form-urlencoded", b"the request body could not be read"),
+    ],
+)
 def test_a_malformed_chunked_body_is_a_400_on_every_post(service_process, tmp_path, path, content_type, expect):
     webapp = service_process("pizza-webapp", env=webapp_env(tmp_path, WEB_CONCURRENCY="1"))
     session = customer(webapp, "integration-chunks")
@@ -192,8 +218,13 @@ def test_logins_are_new_customers_and_a_logout_reaches_every_worker_and_replica(
 
     def logged_in(webapp, cookie: str) -> int:
         # 400 (the order is empty) once past the login check, 401 before it; never produces.
-        return requests.post(webapp.url("/api/orders"), json={}, cookies={"pizza_session": cookie},
-                             headers={"Connection": "close"}, timeout=HTTP_TIMEOUT_S).status_code
+        return requests.post(
+            webapp.url("/api/orders"),
+            json={},
+            cookies={"pizza_session": cookie},
+            headers={"Connection": "close"},
+            timeout=HTTP_TIMEOUT_S,
+        ).status_code
 
     copied = ada.cookies["pizza_session"]
     assert {logged_in(w, copied) for w in (first, second) for _ in range(4)} == {400}
@@ -201,14 +232,18 @@ def test_logins_are_new_customers_and_a_logout_reaches_every_worker_and_replica(
     assert response.status_code == 200, response.text
     # The logging-out worker refuses the copy at once; the others as soon as they read the record.
     for webapp in (first, second):
-        wait_until(lambda w=webapp: all(logged_in(w, copied) == 401 for _ in range(6)), 30,
-                   f"{webapp.name}'s workers to refuse the logged-out cookie")
-    assert logged_in(second, impostor.cookies["pizza_session"]) == 400   # the other "ada" is unaffected
+        wait_until(
+            lambda w=webapp: all(logged_in(w, copied) == 401 for _ in range(6)),
+            30,
+            f"{webapp.name}'s workers to refuse the logged-out cookie",
+        )
+    assert logged_in(second, impostor.cookies["pizza_session"]) == 400  # the other "ada" is unaffected
 
 
 def test_open_orders_cap_answers_429(service_process, tmp_path):
-    webapp = service_process("pizza-webapp", env=webapp_env(tmp_path, WEB_CONCURRENCY="1",
-                                                            MAX_OPEN_ORDERS_PER_CUSTOMER="2"))
+    webapp = service_process(
+        "pizza-webapp", env=webapp_env(tmp_path, WEB_CONCURRENCY="1", MAX_OPEN_ORDERS_PER_CUSTOMER="2")
+    )
     greedy = customer(webapp, "greedy")
     assert [place(webapp, greedy).status_code for _ in range(3)] == [201, 201, 429]
     assert "2 pizzas on their way" in place(webapp, greedy).json()["error"]
@@ -227,8 +262,9 @@ def test_probe_lines_are_debug_and_log_level_is_respected(service_process, tmp_p
     assert quiet.stop(timeout=30) == 0
     assert "gunicorn.access" not in quiet.log_text()
 
-    verbose = service_process("pizza-webapp", name="verbose",
-                              env=webapp_env(tmp_path, "metrics-v", WEB_CONCURRENCY="1", LOG_LEVEL="DEBUG"))
+    verbose = service_process(
+        "pizza-webapp", name="verbose", env=webapp_env(tmp_path, "metrics-v", WEB_CONCURRENCY="1", LOG_LEVEL="DEBUG")
+    )
     assert status_of(verbose.url("/healthz")) == 200
     verbose.wait_for_log(r"path=/healthz")
 
@@ -253,8 +289,9 @@ def _scraped_orders(webapp) -> float:
 
 
 def test_metrics_add_up_across_two_workers(service_process, tmp_path):
-    webapp = service_process("pizza-webapp", env=webapp_env(tmp_path, WEB_CONCURRENCY="2",
-                                                            MAX_OPEN_ORDERS_PER_CUSTOMER="0"))
+    webapp = service_process(
+        "pizza-webapp", env=webapp_env(tmp_path, WEB_CONCURRENCY="2", MAX_OPEN_ORDERS_PER_CUSTOMER="0")
+    )
     metrics_dir = tmp_path / "metrics"
     session = customer(webapp, "integration-metrics")
     placed = 0
@@ -269,7 +306,11 @@ def test_metrics_add_up_across_two_workers(service_process, tmp_path):
         assert _scraped_orders(webapp) == placed
     # Latency histograms are aggregated too: one observation per 201 on the order route.
     text = requests.get(webapp.url("/metrics"), timeout=HTTP_TIMEOUT_S).text
-    count = [line for line in text.splitlines()
-             if line.startswith("pizza_http_request_duration_seconds_count")
-             and 'route="/api/orders"' in line and 'status="201"' in line]
+    count = [
+        line
+        for line in text.splitlines()
+        if line.startswith("pizza_http_request_duration_seconds_count")
+        and 'route="/api/orders"' in line
+        and 'status="201"' in line
+    ]
     assert len(count) == 1 and float(count[0].rsplit(" ", 1)[1]) == placed

@@ -27,8 +27,13 @@ def form_login(client, username: str = "alice"):
 
 
 def order_form(client, **fields):
-    data = {"sauce": "Marinara", "cheese": "Ricotta", "main_topping": "Sausage",
-            "extra_toppings": ["Mushroom", "Fresh garlic"], **fields}
+    data = {
+        "sauce": "Marinara",
+        "cheese": "Ricotta",
+        "main_topping": "Sausage",
+        "extra_toppings": ["Mushroom", "Fresh garlic"],
+        **fields,
+    }
     data = {k: v for k, v in data.items() if v is not None}
     data.setdefault("csrf_token", csrf(client, "/menu"))
     return client.post("/order", data=data)
@@ -168,10 +173,12 @@ def test_status_text_from_the_read_model_is_escaped(shopper, status):
 
 
 def test_order_page_shows_status_and_timeline(shopper, status):
-    events = [{"status": 100, "status_text": menu.status_text(100), "at": "2026-01-01T12:00:00Z"},
-              {"status": 200, "status_text": menu.status_text(200), "at": "2026-01-01T12:00:04Z"},
-              {"status": 300, "status_text": menu.status_text(300), "at": "2026-01-01T12:00:16Z"},
-              {"status": 400, "status_text": menu.status_text(400), "at": "2026-01-01T12:00:25Z"}]
+    events = [
+        {"status": 100, "status_text": menu.status_text(100), "at": "2026-01-01T12:00:00Z"},
+        {"status": 200, "status_text": menu.status_text(200), "at": "2026-01-01T12:00:04Z"},
+        {"status": 300, "status_text": menu.status_text(300), "at": "2026-01-01T12:00:16Z"},
+        {"status": 400, "status_text": menu.status_text(400), "at": "2026-01-01T12:00:25Z"},
+    ]
     status.add("c" * 32, customer_id_of(shopper), status=400, events=events)
     response = shopper.get("/orders/" + "c" * 32)
     assert response.status_code == 200
@@ -211,8 +218,9 @@ def test_just_placed_order_shows_before_status_has_it(shopper, producer):
 
 @pytest.fixture
 def unreachable_status(producer, unused_port):
-    app = create_app(producer_factory=lambda: producer, status=StatusClient(f"http://127.0.0.1:{unused_port}"),
-                     secret_key="k")
+    app = create_app(
+        producer_factory=lambda: producer, status=StatusClient(f"http://127.0.0.1:{unused_port}"), secret_key="k"
+    )
     return app.test_client()
 
 

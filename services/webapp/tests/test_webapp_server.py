@@ -14,24 +14,32 @@ from pizza_webapp import server
 ENTRY = [sys.executable, "-c", "from pizza_webapp.server import main; main()"]
 
 
-@pytest.mark.parametrize("env, needle", [
-    ({"STATUS_URL": "status:8001"}, "STATUS_URL"),
-    ({"STATUS_URL": "ftp://status"}, "STATUS_URL"),
-    ({"HTTP_PORT": "eighty"}, "HTTP_PORT"),
-    ({"HTTP_PORT": "70000"}, "HTTP_PORT"),
-    ({"WEB_CONCURRENCY": "0"}, "WEB_CONCURRENCY"),
-    ({"WEB_CONNECTIONS": "many"}, "WEB_CONNECTIONS"),
-    ({"WEB_KAFKA_THREADS": "0"}, "WEB_KAFKA_THREADS"),
-    ({"MAX_OPEN_ORDERS_PER_CUSTOMER": "-1"}, "MAX_OPEN_ORDERS_PER_CUSTOMER"),
-    ({"MAX_OPEN_ORDERS_PER_CUSTOMER": "five"}, "MAX_OPEN_ORDERS_PER_CUSTOMER"),
-    ({"SESSION_COOKIE_SECURE": "maybe"}, "SESSION_COOKIE_SECURE"),
-    ({"KAFKA_SECURITY_PROTOCOL": "carrier_pigeon"}, "KAFKA_SECURITY_PROTOCOL"),
-    ({"KAFKA_NO_SUCH_PROPERTY": "1"}, "KAFKA_NO_SUCH_PROPERTY"),
-    ({"KAFKA_CONFIG_FILE": "/nonexistent/kafka.ini"}, "KAFKA_CONFIG_FILE"),
-])
+@pytest.mark.parametrize(
+    "env, needle",
+    [
+        ({"STATUS_URL": "status:8001"}, "STATUS_URL"),
+        ({"STATUS_URL": "ftp://status"}, "STATUS_URL"),
+        ({"HTTP_PORT": "eighty"}, "HTTP_PORT"),
+        ({"HTTP_PORT": "70000"}, "HTTP_PORT"),
+        ({"WEB_CONCURRENCY": "0"}, "WEB_CONCURRENCY"),
+        ({"WEB_CONNECTIONS": "many"}, "WEB_CONNECTIONS"),
+        ({"WEB_KAFKA_THREADS": "0"}, "WEB_KAFKA_THREADS"),
+        ({"MAX_OPEN_ORDERS_PER_CUSTOMER": "-1"}, "MAX_OPEN_ORDERS_PER_CUSTOMER"),
+        ({"MAX_OPEN_ORDERS_PER_CUSTOMER": "five"}, "MAX_OPEN_ORDERS_PER_CUSTOMER"),
+        ({"SESSION_COOKIE_SECURE": "maybe"}, "SESSION_COOKIE_SECURE"),
+        ({"KAFKA_SECURITY_PROTOCOL": "carrier_pigeon"}, "KAFKA_SECURITY_PROTOCOL"),
+        ({"KAFKA_NO_SUCH_PROPERTY": "1"}, "KAFKA_NO_SUCH_PROPERTY"),
+        ({"KAFKA_CONFIG_FILE": "/nonexistent/kafka.ini"}, "KAFKA_CONFIG_FILE"),
+    ],
+)
 def test_bad_configuration_exits_2_with_one_line(env, needle, tmp_path):
-    result = subprocess.run(ENTRY, env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), **env},
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ENTRY,
+        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -40,8 +48,14 @@ def test_bad_configuration_exits_2_with_one_line(env, needle, tmp_path):
 
 
 def test_settings_defaults(monkeypatch):
-    for name in ("HTTP_PORT", "WEB_CONCURRENCY", "STATUS_URL", "SECRET_KEY", "SESSION_COOKIE_SECURE",
-                 "MAX_OPEN_ORDERS_PER_CUSTOMER"):
+    for name in (
+        "HTTP_PORT",
+        "WEB_CONCURRENCY",
+        "STATUS_URL",
+        "SECRET_KEY",
+        "SESSION_COOKIE_SECURE",
+        "MAX_OPEN_ORDERS_PER_CUSTOMER",
+    ):
         monkeypatch.delenv(name, raising=False)
     settings = server.load_settings()
     assert (settings.port, settings.workers, settings.status_url) == (8000, 2, "http://127.0.0.1:8011")

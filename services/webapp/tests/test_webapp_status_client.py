@@ -10,10 +10,17 @@ from werkzeug.serving import make_server
 
 from pizza_webapp.status_client import StatusClient, StatusUnavailable
 
-ORDER = {"order_id": "a" * 32, "customer_id": "abc", "username": "alice", "status": 100,
-         "status_text": "Order received and being prepared",
-         "order": {"sauce": "Tomato", "cheese": "Gouda", "main_topping": "Pork", "extra_toppings": []},
-         "ordered_at": "2026-01-01T12:00:00Z", "updated_at": "2026-01-01T12:00:00Z", "events": []}
+ORDER = {
+    "order_id": "a" * 32,
+    "customer_id": "abc",
+    "username": "alice",
+    "status": 100,
+    "status_text": "Order received and being prepared",
+    "order": {"sauce": "Tomato", "cheese": "Gouda", "main_topping": "Pork", "extra_toppings": []},
+    "ordered_at": "2026-01-01T12:00:00Z",
+    "updated_at": "2026-01-01T12:00:00Z",
+    "events": [],
+}
 
 
 class StandIn:

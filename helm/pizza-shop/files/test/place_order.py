@@ -59,8 +59,12 @@ def main():
     print(f"webapp at {BASE}", flush=True)
     status, body = retry("login", lambda: call("POST", "/api/login", {"username": "helm-test"}), lambda r: r[0] == 200)
     print(f"logged in as {body.get('username')} ({body.get('customer_id')})", flush=True)
-    order = {"sauce": "Tomato", "cheese": "Mozzarella", "main_topping": "Pepperoni",
-             "extra_toppings": ["Mushroom", "Onion"]}
+    order = {
+        "sauce": "Tomato",
+        "cheese": "Mozzarella",
+        "main_topping": "Pepperoni",
+        "extra_toppings": ["Mushroom", "Onion"],
+    }
     status, body = retry("order", lambda: call("POST", "/api/orders", order), lambda r: r[0] == 201)
     order_id = body["order_id"]
     print(f"order {order_id} placed", flush=True)

@@ -45,8 +45,9 @@ from kafka_common.usage import KITCHEN, PROJECTION, KafkaUsage
 
 
 class App:
-    def __init__(self, usage: KafkaUsage, *, http_port: int, api_port: int | None = None,
-                 dlq_topic: str = topics.PIZZA_DLQ):
+    def __init__(
+        self, usage: KafkaUsage, *, http_port: int, api_port: int | None = None, dlq_topic: str = topics.PIZZA_DLQ
+    ):
         if usage.loop not in (KITCHEN, PROJECTION):
             raise ValueError(f"{usage.component}: its KafkaUsage declares no consume loop")
         self.usage = usage
@@ -57,8 +58,7 @@ class App:
         self.api_blueprints: list = []
         self.applied: Callable[[str, int, int], None] | None = None
 
-    def handles(self, model: type[events.Payload], handler: Callable | None = None, *,
-                once_per_order: bool = False):
+    def handles(self, model: type[events.Payload], handler: Callable | None = None, *, once_per_order: bool = False):
         """Register the handler of one event type (as a decorator, or directly with handler=).
 
         once_per_order (kitchen): a second record for an order this step already did
@@ -105,8 +105,11 @@ class App:
         loop = self._build_loop(config, health, calls, stop)
         servers = [HTTPServer(create_app(component, health), http_port(self.default_http_port))]
         if self.api_blueprints:
-            servers.append(HTTPServer(create_api_app(component, self.api_blueprints),
-                                      api_port(self.default_api_port), what="API_PORT"))
+            servers.append(
+                HTTPServer(
+                    create_api_app(component, self.api_blueprints), api_port(self.default_api_port), what="API_PORT"
+                )
+            )
         supervisor = Supervisor(component, calls, health, stop, log)
         supervisor.install_signal_handlers()
         for server in servers:
@@ -121,12 +124,27 @@ class App:
 
     def _build_loop(self, config, health: Health, calls: KafkaCalls, stop: threading.Event):
         if self.usage.loop == PROJECTION:
-            return ProjectionLoop(self.usage, self.handlers, build_projection_consumer(self.usage, config, health),
-                                  health=health, calls=calls, stop=stop, on_applied=self.applied)
+            return ProjectionLoop(
+                self.usage,
+                self.handlers,
+                build_projection_consumer(self.usage, config, health),
+                health=health,
+                calls=calls,
+                stop=stop,
+                on_applied=self.applied,
+            )
         ttl_hours = env_number("ORDER_TTL_HOURS", 2.0, float, minimum=0.0)
-        return KitchenLoop(self.usage, self.handlers, build_kitchen_clients(self.usage, config, health),
-                           health=health, calls=calls, stop=stop, time_scale=kitchen.time_scale(),
-                           done_orders=DoneOrders(forget_after_s=ttl_hours * 3600), dlq_topic=self.dlq_topic)
+        return KitchenLoop(
+            self.usage,
+            self.handlers,
+            build_kitchen_clients(self.usage, config, health),
+            health=health,
+            calls=calls,
+            stop=stop,
+            time_scale=kitchen.time_scale(),
+            done_orders=DoneOrders(forget_after_s=ttl_hours * 3600),
+            dlq_topic=self.dlq_topic,
+        )
 
 
 def _version() -> str:

@@ -40,12 +40,12 @@ from dataclasses import dataclass
 
 from kafka_common.health import Health
 
-CALL_GRACE_S = 3.0          # how far past its own timeout a call may run before the process exits
+CALL_GRACE_S = 3.0  # how far past its own timeout a call may run before the process exits
 DEFAULT_CALL_BUDGET_S = 5.0  # calls without a timeout of their own (pause, seek, produce...)
-SHUTDOWN_BUDGET_S = 20.0    # SIGTERM to exit, well inside a 30 s termination grace period
+SHUTDOWN_BUDGET_S = 20.0  # SIGTERM to exit, well inside a 30 s termination grace period
 WATCH_INTERVAL_S = 0.25
-SUSPENDED_AFTER_S = 2.0     # a watchdog pass this late means the process was frozen (SIGSTOP, VM pause)
-EXIT_WEDGED = 70            # a Kafka call overran its deadline (EX_SOFTWARE)
+SUSPENDED_AFTER_S = 2.0  # a watchdog pass this late means the process was frozen (SIGSTOP, VM pause)
+EXIT_WEDGED = 70  # a Kafka call overran its deadline (EX_SOFTWARE)
 
 
 class CallAbandoned(Exception):
@@ -66,10 +66,9 @@ class KafkaCalls:
     def __init__(self, grace_s: float = CALL_GRACE_S, clock: Callable[[], float] = time.monotonic):
         self.grace_s = grace_s
         self._clock = clock
-        self._stack: list[_Call] = []   # appended/popped by the loop thread only
+        self._stack: list[_Call] = []  # appended/popped by the loop thread only
 
-    def call(self, what: str, fn: Callable, *args, timeout: float | None = None, shutdown_step: bool = False,
-             **kwargs):
+    def call(self, what: str, fn: Callable, *args, timeout: float | None = None, shutdown_step: bool = False, **kwargs):
         """fn(*args, **kwargs), which must return within `timeout` (+ grace) or the process exits.
 
         timeout: the call's own timeout, also passed on to it by the caller; None for calls
@@ -151,8 +150,17 @@ def _flush_output() -> None:
 class Supervisor:
     """Runs a loop on a worker thread; the main thread keeps signals and deadlines (see module doc)."""
 
-    def __init__(self, name: str, calls: KafkaCalls, health: Health, stop: threading.Event, log, *,
-                 shutdown_budget_s: float = SHUTDOWN_BUDGET_S, exit_process: Callable[[int], None] = os._exit):
+    def __init__(
+        self,
+        name: str,
+        calls: KafkaCalls,
+        health: Health,
+        stop: threading.Event,
+        log,
+        *,
+        shutdown_budget_s: float = SHUTDOWN_BUDGET_S,
+        exit_process: Callable[[int], None] = os._exit,
+    ):
         self.name = name
         self.calls = calls
         self.health = health
@@ -214,14 +222,17 @@ class Supervisor:
         if overrun is not None:
             call, late = overrun
             if self.stop.is_set() and call.shutdown_step:
-                self.log.warning(f"{call.what} did not finish in time, exiting anyway",
-                                 overrun_s=round(late, 1))
+                self.log.warning(f"{call.what} did not finish in time, exiting anyway", overrun_s=round(late, 1))
                 self._end(0)
                 return
             reason = f"Kafka call {call.what} overran its deadline by {late:.1f}s"
             self.health.set_fatal(reason)
-            self.log.error("Kafka client wedged, exiting so that the replica is replaced at once",
-                           call=call.what, budget_s=round(call.budget, 1), exit_code=EXIT_WEDGED)
+            self.log.error(
+                "Kafka client wedged, exiting so that the replica is replaced at once",
+                call=call.what,
+                budget_s=round(call.budget, 1),
+                exit_code=EXIT_WEDGED,
+            )
             self._end(EXIT_WEDGED)
             return
         if self._stop_requested_at is None and self.stop.is_set():
@@ -230,8 +241,12 @@ class Supervisor:
             spent = time.monotonic() - self._stop_requested_at
             if spent > self.shutdown_budget_s:
                 current = self.calls.in_progress()
-                self.log.error("shutdown did not finish in time, exiting", budget_s=self.shutdown_budget_s,
-                               call=current.what if current else None, exit_code=EXIT_WEDGED)
+                self.log.error(
+                    "shutdown did not finish in time, exiting",
+                    budget_s=self.shutdown_budget_s,
+                    call=current.what if current else None,
+                    exit_code=EXIT_WEDGED,
+                )
                 self._end(EXIT_WEDGED)
 
     def _end(self, code: int) -> None:

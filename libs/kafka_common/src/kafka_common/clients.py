@@ -24,9 +24,18 @@ PRODUCER_DEFAULTS = {
 UNREACHABLE = frozenset({KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE})
 UNREACHABLE_LOG_EVERY_S = 30.0
 CLIENT_LOG_EVERY_S = 30.0
-KNOWN_ERRORS = tuple(KafkaError(code).name() for code in (
-    KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE, KafkaError._TIMED_OUT,
-    KafkaError._AUTHENTICATION, KafkaError._FENCED, KafkaError._FATAL))
+KNOWN_ERRORS = tuple(
+    KafkaError(code).name()
+    for code in (
+        KafkaError._TRANSPORT,
+        KafkaError._ALL_BROKERS_DOWN,
+        KafkaError._RESOLVE,
+        KafkaError._TIMED_OUT,
+        KafkaError._AUTHENTICATION,
+        KafkaError._FENCED,
+        KafkaError._FATAL,
+    )
+)
 
 
 class ClientLog:
@@ -43,7 +52,7 @@ class ClientLog:
         self._logger = logging.getLogger("librdkafka")
         self._last: dict[tuple, float] = {}
         self._held: dict[tuple, int] = {}
-        self._lock = threading.Lock()   # every client's background threads may log
+        self._lock = threading.Lock()  # every client's background threads may log
 
     def log(self, level: int, fmt: str, *args) -> None:
         kind = (level, *args[:2])
@@ -76,8 +85,8 @@ class ClientErrors:
         self.log = get_logger("kafka")
         self._last_logged: dict[int, float] = {}
         self._suppressed: dict[int, int] = {}
-        self.last_unreachable = 0.0   # monotonic time of the last "cluster unreachable" report
-        for name in KNOWN_ERRORS:     # exported at 0 from start-up: dashboards see 0, not "no data"
+        self.last_unreachable = 0.0  # monotonic time of the last "cluster unreachable" report
+        for name in KNOWN_ERRORS:  # exported at 0 from start-up: dashboards see 0, not "no data"
             metrics.KAFKA_ERRORS.labels(component, name)
 
     def __call__(self, err: KafkaError) -> None:
@@ -97,8 +106,12 @@ class ClientErrors:
             self._suppressed[err.code()] = self._suppressed.get(err.code(), 0) + 1
             return
         self._last_logged[err.code()] = now
-        self.log.warning("Kafka unreachable, retrying", error=err.str(), code=err.name(),
-                         repeats_not_logged=self._suppressed.pop(err.code(), 0))
+        self.log.warning(
+            "Kafka unreachable, retrying",
+            error=err.str(),
+            code=err.name(),
+            repeats_not_logged=self._suppressed.pop(err.code(), 0),
+        )
 
 
 # librdkafka backs off reconnecting up to 10 s: after a broker restart a client would

@@ -51,7 +51,9 @@ def load_client_config(environ: Mapping[str, str] | None = None) -> ClientConfig
         except OSError as exc:
             raise ConfigError(f"KAFKA_CONFIG_FILE={path}: cannot read it ({exc.strerror})") from exc
         except configparser.Error as exc:
-            raise ConfigError(f"KAFKA_CONFIG_FILE={path}: not a valid INI file ({exc.message.splitlines()[0]})") from exc
+            raise ConfigError(
+                f"KAFKA_CONFIG_FILE={path}: not a valid INI file ({exc.message.splitlines()[0]})"
+            ) from exc
         if not parser.has_section("kafka"):
             raise ConfigError(f"KAFKA_CONFIG_FILE={path}: has no [kafka] section")
         for prop, value in parser.items("kafka"):
@@ -60,7 +62,7 @@ def load_client_config(environ: Mapping[str, str] | None = None) -> ClientConfig
     for name, value in env.items():
         if not name.startswith("KAFKA_") or name in NOT_CLIENT_PROPERTIES:
             continue
-        prop = name[len("KAFKA_"):].lower().replace("_", ".")
+        prop = name[len("KAFKA_") :].lower().replace("_", ".")
         if not prop:
             continue
         props[prop] = value
@@ -121,8 +123,9 @@ def env_str(name: str, default: str, environ: Mapping[str, str] | None = None) -
     return env.get(name, default)
 
 
-def env_number(name: str, default, kind: Callable = float, minimum=None, maximum=None,
-               environ: Mapping[str, str] | None = None):
+def env_number(
+    name: str, default, kind: Callable = float, minimum=None, maximum=None, environ: Mapping[str, str] | None = None
+):
     env = os.environ if environ is None else environ
     raw = env.get(name)
     if raw is None or raw == "":

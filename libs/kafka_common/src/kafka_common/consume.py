@@ -49,9 +49,9 @@ from kafka_common.receiving import by_topic, describe, receiving, record_key
 from kafka_common.transactions import Batch, Checkpoint, ClientWedged, Outcome, OutputRecord, TransactionFenced
 from kafka_common.usage import CLASSIC_ASSIGNORS, KafkaUsage, instance_id
 
-POLL_TIMEOUT_S = 0.5          # longest the loop waits for a record; bounds liveness beats
-MAX_BATCH = 200               # records drained per loop turn before committing
-HANDLER_ATTEMPTS = 3          # a handler raising this often sends the event to the DLQ
+POLL_TIMEOUT_S = 0.5  # longest the loop waits for a record; bounds liveness beats
+MAX_BATCH = 200  # records drained per loop turn before committing
+HANDLER_ATTEMPTS = 3  # a handler raising this often sends the event to the DLQ
 TRANSACTION_TIMEOUT_MS = 15_000  # the broker aborts a vanished instance's open transaction after this
 CLOSE_TIMEOUT_S = 10.0
 FLUSH_TIMEOUT_S = 5.0
@@ -66,7 +66,7 @@ class Handles:
     """One event type's handler, as registered with App.handles()."""
 
     handler: Callable[[events.Event], Step | None]
-    once_per_order: bool = False     # a second record for an order already done here is skipped
+    once_per_order: bool = False  # a second record for an order already done here is skipped
 
 
 @dataclass
@@ -75,7 +75,7 @@ class _Work:
     step: Step
     received: float
     due: float
-    order_key: tuple[str, str] | None   # (topic, order_id) once committed, for once_per_order handlers
+    order_key: tuple[str, str] | None  # (topic, order_id) once committed, for once_per_order handlers
 
 
 @dataclass
@@ -83,8 +83,8 @@ class KitchenClients:
     """The loop's Kafka clients, built together before the loop exists (nothing is Optional)."""
 
     consumer: Consumer
-    make_producer: Callable[[], object]                      # the checkpoint replaces a fatally failed one
-    last_unreachable: Callable[[], float] = lambda: 0.0      # when a client last reported Kafka unreachable
+    make_producer: Callable[[], object]  # the checkpoint replaces a fatally failed one
+    last_unreachable: Callable[[], float] = lambda: 0.0  # when a client last reported Kafka unreachable
 
 
 def group_consumer_properties(usage: KafkaUsage, config: ClientConfig) -> dict:
@@ -98,10 +98,10 @@ def group_consumer_properties(usage: KafkaUsage, config: ClientConfig) -> dict:
     """
     props = {
         "group.id": usage.group,
-        "enable.auto.commit": "false",          # offsets go through the transaction
+        "enable.auto.commit": "false",  # offsets go through the transaction
         "enable.auto.offset.store": "false",
-        "auto.offset.reset": "earliest",        # a new group must not skip orders
-        "isolation.level": "read_committed",    # never act on an aborted transaction's output
+        "auto.offset.reset": "earliest",  # a new group must not skip orders
+        "isolation.level": "read_committed",  # never act on an aborted transaction's output
         "statistics.interval.ms": str(STATS_INTERVAL_MS),
         "stats_cb": LagStats(usage.component, usage.group),
     }
@@ -127,19 +127,32 @@ def build_kitchen_clients(usage: KafkaUsage, config: ClientConfig, health: Healt
     def make_producer():
         return build_producer(config, usage.component, extra, producer_errors)
 
-    return KitchenClients(consumer, make_producer,
-                          lambda: max(errors.last_unreachable, producer_errors.last_unreachable))
+    return KitchenClients(
+        consumer, make_producer, lambda: max(errors.last_unreachable, producer_errors.last_unreachable)
+    )
 
 
 class KitchenLoop:
     """The consume -> process -> transactional produce loop (see module doc). run() on the loop thread."""
 
-    def __init__(self, usage: KafkaUsage, handlers: Mapping[type[events.Payload], Handles], clients: KitchenClients,
-                 *, health: Health, calls: KafkaCalls, stop, time_scale: float, done_orders: DoneOrders,
-                 dlq_topic: str = topics.PIZZA_DLQ):
+    def __init__(
+        self,
+        usage: KafkaUsage,
+        handlers: Mapping[type[events.Payload], Handles],
+        clients: KitchenClients,
+        *,
+        health: Health,
+        calls: KafkaCalls,
+        stop,
+        time_scale: float,
+        done_orders: DoneOrders,
+        dlq_topic: str = topics.PIZZA_DLQ,
+    ):
         if usage.loop != "kitchen":
-            raise ValueError("a kitchen loop joins a consumer group and commits in transactions: "
-                             "declare group= and transactional=True in its KafkaUsage")
+            raise ValueError(
+                "a kitchen loop joins a consumer group and commits in transactions: "
+                "declare group= and transactional=True in its KafkaUsage"
+            )
         self.usage = usage
         self.component = usage.component
         self.log = get_logger(usage.component)
@@ -152,10 +165,17 @@ class KitchenLoop:
         self.dlq_topic = dlq_topic
         self.source = f"/pizza-shop/{self.component}"
         self.consumer = clients.consumer
-        self.checkpoint = Checkpoint(self.component, clients.make_producer, calls, stop, self.log, beat=health.beat,
-                                     last_unreachable=clients.last_unreachable)
+        self.checkpoint = Checkpoint(
+            self.component,
+            clients.make_producer,
+            calls,
+            stop,
+            self.log,
+            beat=health.beat,
+            last_unreachable=clients.last_unreachable,
+        )
         self._in_flight: dict[tuple[str, int], _Work] = {}
-        self._batch = Batch()                                 # finished work of the current loop turn
+        self._batch = Batch()  # finished work of the current loop turn
         self._assigned: set[tuple[str, int]] = set()
         self._joined = False
         # Records whose output Kafka refused for good: handled differently when redone.
@@ -181,20 +201,34 @@ class KitchenLoop:
 
     # -- the loop --------------------------------------------------------------------------
     def run(self) -> int:
-        self.log.info("starting", group=self.usage.group, consumes=list(self.usage.consumes),
-                      produces=list(self.usage.writes), assignment=self.usage.assignment,
-                      transactional_id=self.usage.transactional_id())
+        self.log.info(
+            "starting",
+            group=self.usage.group,
+            consumes=list(self.usage.consumes),
+            produces=list(self.usage.writes),
+            assignment=self.usage.assignment,
+            transactional_id=self.usage.transactional_id(),
+        )
         try:
             if self.checkpoint.init():
                 self.log.info("transactional producer ready", transactional_id=self.usage.transactional_id())
-                self._kafka("subscribe", self.consumer.subscribe, list(self.usage.consumes),
-                            on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
+                self._kafka(
+                    "subscribe",
+                    self.consumer.subscribe,
+                    list(self.usage.consumes),
+                    on_assign=self._on_assign,
+                    on_revoke=self._on_revoke,
+                    on_lost=self._on_lost,
+                )
                 while not self.stop.is_set() and not self.health.fatal:
                     self._turn()
         except TransactionFenced as exc:
             self.health.set_fatal(f"fenced: {exc}")
-            self.log.error("another instance uses this transactional.id (same INSTANCE_ID): stopping",
-                           transactional_id=self.usage.transactional_id(), error=str(exc))
+            self.log.error(
+                "another instance uses this transactional.id (same INSTANCE_ID): stopping",
+                transactional_id=self.usage.transactional_id(),
+                error=str(exc),
+            )
         except ClientWedged as exc:
             self.health.set_fatal(str(exc))
             self.log.error("Kafka client wedged, exiting so that the replica is replaced at once", error=str(exc))
@@ -295,8 +329,17 @@ class KitchenLoop:
 
     def _dead_letter(self, msg: Message, error: str, batch: Batch) -> None:
         self.log.error("event sent to the dead-letter topic", error=error[:512], dlq_topic=self.dlq_topic)
-        record = dead_letter(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(),
-                             msg.headers(), self.component, error, self.dlq_topic)
+        record = dead_letter(
+            msg.topic(),
+            msg.partition(),
+            msg.offset(),
+            msg.key(),
+            msg.value(),
+            msg.headers(),
+            self.component,
+            error,
+            self.dlq_topic,
+        )
         record.source = (msg.topic(), msg.partition(), msg.offset())
         batch.outputs.append(record)
         batch.dead_letters.append(msg.topic())
@@ -353,8 +396,11 @@ class KitchenLoop:
             self._rewind(batch)
             return
         # Only for the lag statistics: auto-commit is off, so nothing else commits these.
-        self._kafka("store_offsets", self.consumer.store_offsets,
-                    offsets=[TopicPartition(t, p, o) for (t, p), o in batch.offsets.items() if (t, p) in self._assigned])
+        self._kafka(
+            "store_offsets",
+            self.consumer.store_offsets,
+            offsets=[TopicPartition(t, p, o) for (t, p), o in batch.offsets.items() if (t, p) in self._assigned],
+        )
         for record in batch.outputs:
             metrics.EVENTS_PRODUCED.labels(self.component, record.topic).inc()
         for topic in batch.dead_letters:
@@ -395,8 +441,9 @@ class KitchenLoop:
         self._assigned |= {(p.topic, p.partition) for p in partitions}
         metrics.REBALANCES.labels(self.component, self.usage.group, "assigned").inc()
         self._update_assigned_gauge()
-        self.log.info("partitions assigned", group=self.usage.group,
-                      partitions=describe(partitions), total=len(self._assigned))
+        self.log.info(
+            "partitions assigned", group=self.usage.group, partitions=describe(partitions), total=len(self._assigned)
+        )
 
     def _on_revoke(self, consumer, partitions) -> None:
         # Commit on revoke: work finished so far is committed while this member still
@@ -424,8 +471,9 @@ class KitchenLoop:
             # later, a partition given up mid-step would never be fetched again. Give all up unpaused.
             self._kafka("resume", self.consumer.resume, [TopicPartition(p.topic, p.partition) for p in partitions])
         self._update_assigned_gauge()
-        self.log.info(f"partitions {kind}", group=self.usage.group, partitions=describe(partitions),
-                      total=len(self._assigned))
+        self.log.info(
+            f"partitions {kind}", group=self.usage.group, partitions=describe(partitions), total=len(self._assigned)
+        )
 
     def _update_assigned_gauge(self) -> None:
         for topic in self.usage.consumes:
@@ -453,4 +501,3 @@ class KitchenLoop:
 
 def _seconds(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".") or "0"
-

@@ -14,14 +14,23 @@ from datetime import UTC, datetime
 
 from kafka_common.transactions import OutputRecord
 
-MAX_VALUE_BYTES = 64 * 1024      # far below the default 1 MB message.max.bytes, with every header
+MAX_VALUE_BYTES = 64 * 1024  # far below the default 1 MB message.max.bytes, with every header
 MAX_KEY_BYTES = 1024
-MAX_HEADERS_BYTES = 16 * 1024    # the source record's own headers, copied while they fit
+MAX_HEADERS_BYTES = 16 * 1024  # the source record's own headers, copied while they fit
 MAX_ERROR_BYTES = 2048
 
 
-def dead_letter(topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
-                headers: list | None, component: str, error: str, dlq_topic: str) -> OutputRecord:
+def dead_letter(
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+    headers: list | None,
+    component: str,
+    error: str,
+    dlq_topic: str,
+) -> OutputRecord:
     copied, size = [], 0
     for name, raw in headers or ():
         size += len(name) + len(raw or b"")

@@ -25,7 +25,7 @@ OrderId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
 CustomerId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{1,64}$")]
 MAX_EXTRA_TOPPINGS = len(menu.EXTRA_TOPPINGS)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MAX_FUTURE = timedelta(days=1)   # clocks disagree by seconds; a day ahead is no real event
+MAX_FUTURE = timedelta(days=1)  # clocks disagree by seconds; a day ahead is no real event
 
 
 class InvalidEvent(ValueError):
@@ -212,7 +212,11 @@ def decode(model: type[Payload], key: bytes | None, value: bytes | None, headers
     if key is not None and key.decode(errors="replace") != payload.order_id:
         raise InvalidEvent("record key does not match the event's order_id")
     envelope = Envelope(
-        id=h["ce_id"], type=h["ce_type"], source=h["ce_source"], time=time,
-        schema_version=version, order_id=payload.order_id,
+        id=h["ce_id"],
+        type=h["ce_type"],
+        source=h["ce_source"],
+        time=time,
+        schema_version=version,
+        order_id=payload.order_id,
     )
     return Event(envelope, payload)

@@ -67,7 +67,8 @@ def install_request_metrics(app: Flask, component: str) -> None:
         if started is not None and request.path not in PROBE_PATHS:
             route = request.url_rule.rule if request.url_rule is not None else "unmatched"
             metrics.HTTP_REQUEST_SECONDS.labels(component, route, request.method, str(response.status_code)).observe(
-                time.perf_counter() - started)
+                time.perf_counter() - started
+            )
         return response
 
 
@@ -98,8 +99,9 @@ class HTTPServer:
         host = host or http_host()
         self._log = get_logger()
         try:
-            self._server = create_server(app, host=host, port=port, threads=threads, ident=None,
-                                         clear_untrusted_proxy_headers=True)
+            self._server = create_server(
+                app, host=host, port=port, threads=threads, ident=None, clear_untrusted_proxy_headers=True
+            )
         except OSError as exc:
             raise ConfigError(f"cannot listen on {host}:{port} (HTTP_HOST, {what}): {exc.strerror or exc}") from exc
         self.port = self._server.effective_port

@@ -22,8 +22,8 @@ class Step:
     step's output is committed, with the time really spent.
     """
 
-    name: str | None = None                  # kitchen step for metrics and logs; None: bookkeeping only
-    seconds: float = 0.0                     # kitchen time, before KITCHEN_TIME_SCALE
+    name: str | None = None  # kitchen step for metrics and logs; None: bookkeeping only
+    seconds: float = 0.0  # kitchen time, before KITCHEN_TIME_SCALE
     emit: tuple[events.Payload, ...] = ()
     started: str | None = None
     done: str | None = None

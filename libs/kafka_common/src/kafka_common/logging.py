@@ -73,7 +73,7 @@ def event_context(topic: str, partition: int, offset: int, key: str | None):
         yield
 
 
-VALUE_PREFIX_BYTES = 256   # what a log line shows of a record's value (all of it at DEBUG)
+VALUE_PREFIX_BYTES = 256  # what a log line shows of a record's value (all of it at DEBUG)
 KEY_PREFIX_BYTES = 64
 
 

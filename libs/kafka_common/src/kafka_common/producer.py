@@ -32,8 +32,12 @@ class Delivered:
 def log_delivery(log, err, msg) -> None:
     """The original's delivery report: topic, partition, offset, key, value."""
     if err is not None:
-        log.error("event not delivered", topic=msg.topic(), order_id=bounded_text(msg.key(), KEY_PREFIX_BYTES),
-                  error=err.str())
+        log.error(
+            "event not delivered",
+            topic=msg.topic(),
+            order_id=bounded_text(msg.key(), KEY_PREFIX_BYTES),
+            error=err.str(),
+        )
         return
     log.info("event produced", **record_fields(msg))
 
@@ -41,16 +45,15 @@ def log_delivery(log, err, msg) -> None:
 class EventProducer:
     """Send events and wait for the acknowledgement; safe to share between threads."""
 
-    def __init__(self, config: ClientConfig, component: str, source: str | None = None,
-                 message_timeout_s: float = 5.0):
+    def __init__(self, config: ClientConfig, component: str, source: str | None = None, message_timeout_s: float = 5.0):
         self.component = component
         self.source = source or f"/pizza-shop/{component}"
         self._log = get_logger("producer")
         # delivery.timeout: librdkafka gives up (and reports) within this bound,
         # so a caller never waits forever while Kafka is down.
         self._producer = build_producer(
-            config, component, {"message.timeout.ms": str(int(message_timeout_s * 1000))},
-            ClientErrors(component))
+            config, component, {"message.timeout.ms": str(int(message_timeout_s * 1000))}, ClientErrors(component)
+        )
         self._timeout = message_timeout_s
         self._poller_stop = threading.Event()
         self._poller = threading.Thread(target=self._serve_callbacks, name="producer-callbacks", daemon=True)

@@ -33,20 +33,33 @@ Apply = Callable[[events.Event], object]
 
 
 def build_projection_consumer(usage: KafkaUsage, config: ClientConfig, health: Health) -> Consumer:
-    return build_consumer(config, usage.component, {
-        # Never joins the group nor commits: librdkafka wants an id and looks up its coordinator.
-        "group.id": usage.group or f"pizza-{usage.component}",
-        "enable.auto.commit": "false",
-        "enable.auto.offset.store": "false",
-        "enable.partition.eof": "true",
-        "isolation.level": "read_committed",
-    }, ClientErrors(usage.component, on_fatal=health.set_fatal))
+    return build_consumer(
+        config,
+        usage.component,
+        {
+            # Never joins the group nor commits: librdkafka wants an id and looks up its coordinator.
+            "group.id": usage.group or f"pizza-{usage.component}",
+            "enable.auto.commit": "false",
+            "enable.auto.offset.store": "false",
+            "enable.partition.eof": "true",
+            "isolation.level": "read_committed",
+        },
+        ClientErrors(usage.component, on_fatal=health.set_fatal),
+    )
 
 
 class ProjectionLoop:
-    def __init__(self, usage: KafkaUsage, handlers: Mapping[type[events.Payload], Apply], consumer: Consumer, *,
-                 health: Health, calls: KafkaCalls, stop: threading.Event,
-                 on_applied: Callable[[str, int, int], None] | None = None):
+    def __init__(
+        self,
+        usage: KafkaUsage,
+        handlers: Mapping[type[events.Payload], Apply],
+        consumer: Consumer,
+        *,
+        health: Health,
+        calls: KafkaCalls,
+        stop: threading.Event,
+        on_applied: Callable[[str, int, int], None] | None = None,
+    ):
         if usage.loop != "projection":
             raise ValueError("a projection reads every partition itself: declare assigns_partitions=True")
         self.usage = usage
@@ -58,7 +71,7 @@ class ProjectionLoop:
         self.calls = calls
         self.stop = stop
         self.on_applied = on_applied
-        self._unfinished: set[tuple[str, int]] | None = None   # partitions not yet read to their start-up end
+        self._unfinished: set[tuple[str, int]] | None = None  # partitions not yet read to their start-up end
         self._caught_up = threading.Event()
         self._replayed = 0
         self._progress_at = time.monotonic()
@@ -82,8 +95,11 @@ class ProjectionLoop:
         while not self.stop.is_set():
             self.health.beat()
             try:
-                metadata = self.calls.call("list_topics", lambda: self.consumer.list_topics(timeout=METADATA_TIMEOUT_S),
-                                           timeout=METADATA_TIMEOUT_S)
+                metadata = self.calls.call(
+                    "list_topics",
+                    lambda: self.consumer.list_topics(timeout=METADATA_TIMEOUT_S),
+                    timeout=METADATA_TIMEOUT_S,
+                )
             except KafkaException as exc:
                 self.log.warning("waiting for Kafka", error=exc.args[0].str())
                 continue
@@ -92,8 +108,11 @@ class ProjectionLoop:
                 self.log.warning("waiting for topics to exist", topics=missing)
                 self.stop.wait(2.0)
                 continue
-            return [TopicPartition(t, p, OFFSET_BEGINNING)
-                    for t in self.usage.consumes for p in sorted(metadata.topics[t].partitions)]
+            return [
+                TopicPartition(t, p, OFFSET_BEGINNING)
+                for t in self.usage.consumes
+                for p in sorted(metadata.topics[t].partitions)
+            ]
         return []
 
     def run(self) -> int:
@@ -136,16 +155,18 @@ class ProjectionLoop:
                 event = events.decode(self.models[msg.topic()], msg.key(), msg.value(), msg.headers())
             except Exception as exc:  # InvalidEvent, or anything else a hostile record provokes
                 metrics.EVENTS_FAILED.labels(self.component, msg.topic(), "invalid").inc()
-                self.log.error("invalid event skipped (dead-lettered by the kitchen's consumer groups)",
-                               error=str(exc)[:512])
+                self.log.error(
+                    "invalid event skipped (dead-lettered by the kitchen's consumer groups)", error=str(exc)[:512]
+                )
                 event = None
             if event is not None:
                 try:
                     self.handlers[msg.topic()](event)
                 except Exception as exc:
                     metrics.EVENTS_FAILED.labels(self.component, msg.topic(), "processing").inc()
-                    self.log.error("event could not be applied, skipped", error=f"{type(exc).__name__}: {exc}"[:512],
-                                   exc_info=True)
+                    self.log.error(
+                        "event could not be applied, skipped", error=f"{type(exc).__name__}: {exc}"[:512], exc_info=True
+                    )
         if self.on_applied is not None:
             self.on_applied(msg.topic(), msg.partition(), msg.offset())
 
@@ -153,8 +174,11 @@ class ProjectionLoop:
         self._replayed += 1
         if time.monotonic() - self._progress_at >= REPLAY_PROGRESS_EVERY_S:
             self._progress_at = time.monotonic()
-            self.log.info("rebuilding the read model", events_replayed=self._replayed,
-                          partitions_to_go=len(self._unfinished or ()))
+            self.log.info(
+                "rebuilding the read model",
+                events_replayed=self._replayed,
+                partitions_to_go=len(self._unfinished or ()),
+            )
 
     def _reached_end(self, topic: str, partition: int) -> None:
         if self._unfinished is None or self._caught_up.is_set():

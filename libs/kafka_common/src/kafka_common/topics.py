@@ -61,7 +61,9 @@ def create_topics(
 
     admin = AdminClient({**admin_config, "logger": logging.getLogger("librdkafka")})
     new = [
-        NewTopic(t.name, num_partitions=t.partitions or partitions, replication_factor=replication_factor, config=t.config)
+        NewTopic(
+            t.name, num_partitions=t.partitions or partitions, replication_factor=replication_factor, config=t.config
+        )
         for t in TOPICS
     ]
     result: dict[str, str] = {}

@@ -50,21 +50,22 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from kafka_common import metrics
 from kafka_common.bounded import CallAbandoned, KafkaCalls
 
-TXN_CALL_TIMEOUT_S = 5.0      # send offsets, commit, abort: each bounded by this (+ grace, by KafkaCalls)
+TXN_CALL_TIMEOUT_S = 5.0  # send offsets, commit, abort: each bounded by this (+ grace, by KafkaCalls)
 INIT_TIMEOUT_S = 5.0
-TXN_RETRIES = 3               # retriable errors of send offsets / commit before aborting
+TXN_RETRIES = 3  # retriable errors of send offsets / commit before aborting
 ABORT_RETRY_PAUSE_S = 1.0
 PROBE_TIMEOUT_S = 1.0
-PROBE_EVERY_S = 1.0           # between batches, while Kafka is away: how often to look for it
-MAX_ABANDONED_PRODUCERS = 5   # producers left behind stuck in a call; then the process is replaced
-MAX_FENCINGS = 3              # fenced this often within FENCING_WINDOW_S: a live twin owns the id
+PROBE_EVERY_S = 1.0  # between batches, while Kafka is away: how often to look for it
+MAX_ABANDONED_PRODUCERS = 5  # producers left behind stuck in a call; then the process is replaced
+MAX_FENCINGS = 3  # fenced this often within FENCING_WINDOW_S: a live twin owns the id
 FENCING_WINDOW_S = 120.0
 
 
 # What Kafka refuses because of the record itself, however often it is sent. Anything
 # else (timeouts, a missing topic, ACLs) is the cluster's state: the batch is redone.
-REFUSED_FOR_GOOD = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE,
-                              KafkaError.INVALID_RECORD})
+REFUSED_FOR_GOOD = frozenset(
+    {KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE, KafkaError.INVALID_RECORD}
+)
 
 
 class ClientWedged(Exception):
@@ -86,7 +87,7 @@ class OutputRecord:
     key: bytes | None
     value: bytes | None
     headers: list
-    source: tuple[str, int, int] | None = None   # the consumed record it comes from (topic, partition, offset)
+    source: tuple[str, int, int] | None = None  # the consumed record it comes from (topic, partition, offset)
 
 
 @dataclass
@@ -94,12 +95,12 @@ class Batch:
     """Finished work, dead letters and their offsets: committed together."""
 
     outputs: list[OutputRecord] = field(default_factory=list)
-    offsets: dict[tuple[str, int], int] = field(default_factory=dict)        # next offset to consume
+    offsets: dict[tuple[str, int], int] = field(default_factory=dict)  # next offset to consume
     first_offsets: dict[tuple[str, int], int] = field(default_factory=dict)  # for a rewind after abort
-    finished: list = field(default_factory=list)                             # the loop's work items
-    dead_letters: list[str] = field(default_factory=list)                    # source topics
-    seen: list[tuple[str, str]] = field(default_factory=list)                # (topic, dedupe key) handled
-    delivered: list = field(default_factory=list)                            # from delivery reports
+    finished: list = field(default_factory=list)  # the loop's work items
+    dead_letters: list[str] = field(default_factory=list)  # source topics
+    seen: list[tuple[str, str]] = field(default_factory=list)  # (topic, dedupe key) handled
+    delivered: list = field(default_factory=list)  # from delivery reports
 
     undeliverable: list[tuple[OutputRecord, str]] = field(default_factory=list)  # refused for good
 
@@ -109,6 +110,7 @@ class Batch:
                 self.delivered.append(msg)
             elif err.code() in REFUSED_FOR_GOOD:
                 self.undeliverable.append((record, err.str()))
+
         return report
 
     def add_offset(self, topic: str, partition: int, offset: int) -> None:
@@ -138,9 +140,16 @@ def _fenced(err: KafkaError) -> bool:
 class Checkpoint:
     """Commits batches through one transactional producer; replaces the producer after a fatal error."""
 
-    def __init__(self, component: str, make_producer: Callable[[], object], calls: KafkaCalls,
-                 stop: threading.Event, log, beat: Callable[[], None] = lambda: None,
-                 last_unreachable: Callable[[], float] = lambda: 0.0):
+    def __init__(
+        self,
+        component: str,
+        make_producer: Callable[[], object],
+        calls: KafkaCalls,
+        stop: threading.Event,
+        log,
+        beat: Callable[[], None] = lambda: None,
+        last_unreachable: Callable[[], float] = lambda: 0.0,
+    ):
         self.component = component
         self._make_producer = make_producer
         self.producer = make_producer()
@@ -148,8 +157,8 @@ class Checkpoint:
         self.stop = stop
         self.log = log
         self.beat = beat
-        self._last_unreachable = last_unreachable     # monotonic time the client last reported it
-        self._known_good_at = time.monotonic()        # last time the cluster answered this producer
+        self._last_unreachable = last_unreachable  # monotonic time the client last reported it
+        self._known_good_at = time.monotonic()  # last time the cluster answered this producer
         self._abandoned = 0
         self._fencings: list[float] = []
         self._probed_at = 0.0
@@ -160,8 +169,9 @@ class Checkpoint:
         while not self.stop.is_set():
             self.beat()
             try:
-                self.calls.call("init_transactions", self.producer.init_transactions, INIT_TIMEOUT_S,
-                                timeout=INIT_TIMEOUT_S)
+                self.calls.call(
+                    "init_transactions", self.producer.init_transactions, INIT_TIMEOUT_S, timeout=INIT_TIMEOUT_S
+                )
                 return True
             except KafkaException as exc:
                 err = _error(exc)
@@ -201,16 +211,28 @@ class Checkpoint:
             self.calls.call("begin_transaction", self.producer.begin_transaction)
             for record in batch.outputs:
                 try:
-                    self.calls.call("produce", self.producer.produce, record.topic, key=record.key,
-                                    value=record.value, headers=record.headers, on_delivery=batch.on_delivery(record))
+                    self.calls.call(
+                        "produce",
+                        self.producer.produce,
+                        record.topic,
+                        key=record.key,
+                        value=record.value,
+                        headers=record.headers,
+                        on_delivery=batch.on_delivery(record),
+                    )
                 except KafkaException as exc:
                     if _error(exc).code() in REFUSED_FOR_GOOD:
                         batch.undeliverable.append((record, _error(exc).str()))
                     raise
             offsets = [TopicPartition(t, p, o) for (t, p), o in batch.offsets.items()]
             metadata = self.calls.call("consumer_group_metadata", group_metadata)
-            self._retrying("send_offsets_to_transaction", self.producer.send_offsets_to_transaction,
-                           offsets, metadata, TXN_CALL_TIMEOUT_S)
+            self._retrying(
+                "send_offsets_to_transaction",
+                self.producer.send_offsets_to_transaction,
+                offsets,
+                metadata,
+                TXN_CALL_TIMEOUT_S,
+            )
             self._retrying("commit_transaction", self.producer.commit_transaction, TXN_CALL_TIMEOUT_S)
         except KafkaException as exc:
             return self._failed(_error(exc))
@@ -254,8 +276,9 @@ class Checkpoint:
             attempt += 1
             self.beat()
             try:
-                self.calls.call_abandonable("abort_transaction", self.producer.abort_transaction,
-                                            TXN_CALL_TIMEOUT_S, timeout=TXN_CALL_TIMEOUT_S)
+                self.calls.call_abandonable(
+                    "abort_transaction", self.producer.abort_transaction, TXN_CALL_TIMEOUT_S, timeout=TXN_CALL_TIMEOUT_S
+                )
                 if attempt > 1:
                     self.log.info("transaction abort completed", attempts=attempt)
                 return
@@ -284,8 +307,11 @@ class Checkpoint:
         self._fencings = [t for t in self._fencings if now - t < FENCING_WINDOW_S] + [now]
         if len(self._fencings) >= MAX_FENCINGS:
             raise TransactionFenced(f"fenced {len(self._fencings)} times in {FENCING_WINDOW_S:.0f} s: {err.str()}")
-        self.log.warning("transactional producer fenced: replacing it (a broker-side abort, or a predecessor)",
-                         error=err.str(), fencings=len(self._fencings))
+        self.log.warning(
+            "transactional producer fenced: replacing it (a broker-side abort, or a predecessor)",
+            error=err.str(),
+            fencings=len(self._fencings),
+        )
         self._replace_producer(err.str(), fatal=False)
 
     def _producer_stuck(self, reason: str) -> None:
@@ -293,8 +319,11 @@ class Checkpoint:
         self._abandoned += 1
         if self._abandoned > MAX_ABANDONED_PRODUCERS:
             raise ClientWedged(f"{self._abandoned} transaction calls hung; last: {reason}")
-        self.log.error("transaction call hung: its producer is left behind and replaced", error=reason,
-                       producers_left_behind=self._abandoned)
+        self.log.error(
+            "transaction call hung: its producer is left behind and replaced",
+            error=reason,
+            producers_left_behind=self._abandoned,
+        )
         self._replace_producer(reason, fatal=False)
 
     def _replace_producer(self, reason: str, fatal: bool = True) -> None:
@@ -316,8 +345,9 @@ class Checkpoint:
 
     def _cluster_answers(self) -> bool:
         try:
-            self.calls.call("list_topics", lambda: self.producer.list_topics(timeout=PROBE_TIMEOUT_S),
-                            timeout=PROBE_TIMEOUT_S)
+            self.calls.call(
+                "list_topics", lambda: self.producer.list_topics(timeout=PROBE_TIMEOUT_S), timeout=PROBE_TIMEOUT_S
+            )
             self._known_good_at = time.monotonic()
             return True
         except KafkaException:

@@ -22,8 +22,8 @@ UNIFORM = "uniform"
 RANGE = "range"
 CLASSIC_ASSIGNORS = {UNIFORM: "cooperative-sticky", RANGE: "range"}
 
-KITCHEN = "kitchen"          # a consumer-group member whose steps emit events transactionally
-PROJECTION = "projection"    # reads every partition itself into a local read model
+KITCHEN = "kitchen"  # a consumer-group member whose steps emit events transactionally
+PROJECTION = "projection"  # reads every partition itself into a local read model
 
 
 def instance_id(environ=None) -> str:
@@ -36,14 +36,14 @@ def instance_id(environ=None) -> str:
 
 @dataclass(frozen=True)
 class KafkaUsage:
-    component: str                     # assemble, bake, delivery, status, webapp
+    component: str  # assemble, bake, delivery, status, webapp
     consumes: tuple[str, ...] = ()
     produces: tuple[str, ...] = ()
-    group: str | None = None           # consumer group id (a consumer needs one even when it never joins)
-    assigns_partitions: bool = False   # reads every partition itself (assign()), never joins the group
-    transactional: bool = False        # output events and consumed offsets in one transaction
+    group: str | None = None  # consumer group id (a consumer needs one even when it never joins)
+    assigns_partitions: bool = False  # reads every partition itself (assign()), never joins the group
+    transactional: bool = False  # output events and consumed offsets in one transaction
     assignment: str = UNIFORM
-    dead_letters: bool = True          # invalid events go to pizza-dlq
+    dead_letters: bool = True  # invalid events go to pizza-dlq
 
     @property
     def loop(self) -> str | None:

@@ -57,8 +57,9 @@ class Delivery:
         seconds = delivery_seconds(baked.customer_id)
         if expected is None:
             seconds *= 2
-            log.warning(f"Order {baked.order_id} was baked before its early warning arrived, "
-                        f"delivery takes twice as long")
+            log.warning(
+                f"Order {baked.order_id} was baked before its early warning arrived, delivery takes twice as long"
+            )
         return Step(
             name="deliver",
             seconds=seconds,

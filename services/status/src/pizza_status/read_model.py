@@ -74,7 +74,8 @@ EVENTS_IGNORED = Counter(
     "Events the read model did not apply: reason=duplicate (event id seen before), repeated (status already "
     "in the timeline), after_final (recorded, but the order was already delivered or failed), "
     "second_order (a pizza-ordered for a known order id)",
-    ["component", "reason"])
+    ["component", "reason"],
+)
 
 log = get_logger(__name__)
 
@@ -145,19 +146,33 @@ class ReadModel:
                     EVENTS_IGNORED.labels(COMPONENT, "duplicate").inc()
                 else:
                     EVENTS_IGNORED.labels(COMPONENT, "second_order").inc()
-                    log.warning("second pizza-ordered for a known order ignored: an order's customer never changes",
-                                order_id=order.order_id, event_id=event.envelope.id)
+                    log.warning(
+                        "second pizza-ordered for a known order ignored: an order's customer never changes",
+                        order_id=order.order_id,
+                        event_id=event.envelope.id,
+                    )
                 return
             at_iso = _iso(at)
-            self._db.execute("INSERT OR IGNORE INTO order_events (order_id, status, at) VALUES (?, ?, ?)",
-                             (order.order_id, STATUS_RECEIVED, at_iso))
+            self._db.execute(
+                "INSERT OR IGNORE INTO order_events (order_id, status, at) VALUES (?, ?, ?)",
+                (order.order_id, STATUS_RECEIVED, at_iso),
+            )
             # Status events may have been applied first (another topic): run them through the state machine.
             status, updated = self._fold_timeline(order.order_id)
             self._db.execute(
                 "INSERT INTO orders (order_id, event_id, customer_id, username, pizza, status, ordered_at, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (order.order_id, event.envelope.id, order.customer_id, order.username, order.pizza.model_dump_json(),
-                 status, at_iso, updated))
+                (
+                    order.order_id,
+                    event.envelope.id,
+                    order.customer_id,
+                    order.username,
+                    order.pizza.model_dump_json(),
+                    status,
+                    at_iso,
+                    updated,
+                ),
+            )
         metrics.ORDERS_BY_STATUS.labels(COMPONENT, str(status)).inc()
         self._maybe_purge()
 
@@ -170,16 +185,19 @@ class ReadModel:
             at_iso = _iso(at)
             if not self._record(event.envelope.id, change.order_id, change.status, at_iso):
                 return
-            row = self._db.execute("SELECT status, ordered_at FROM orders WHERE order_id = ?",
-                                   (change.order_id,)).fetchone()
+            row = self._db.execute(
+                "SELECT status, ordered_at FROM orders WHERE order_id = ?", (change.order_id,)
+            ).fetchone()
             if row is None:
                 return  # its pizza-ordered has not arrived (yet): the timeline row waits for it
             if not advances(row["status"], change.status):
                 if is_final(row["status"]):
                     EVENTS_IGNORED.labels(COMPONENT, "after_final").inc()
                 return
-            self._db.execute("UPDATE orders SET status = ?, updated_at = ? WHERE order_id = ?",
-                             (change.status, at_iso, change.order_id))
+            self._db.execute(
+                "UPDATE orders SET status = ?, updated_at = ? WHERE order_id = ?",
+                (change.status, at_iso, change.order_id),
+            )
         metrics.ORDERS_BY_STATUS.labels(COMPONENT, str(row["status"])).dec()
         metrics.ORDERS_BY_STATUS.labels(COMPONENT, str(change.status)).inc()
         if change.status == STATUS_DELIVERED and at >= self._started:
@@ -197,8 +215,10 @@ class ReadModel:
         before or the timeline already has this status (an order cooked twice, say)."""
         try:
             if self._db.execute(
-                    "INSERT INTO order_events (order_id, status, at, event_id) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (order_id, event_id) DO NOTHING", (order_id, status, at, event_id)).rowcount:
+                "INSERT INTO order_events (order_id, status, at, event_id) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (order_id, event_id) DO NOTHING",
+                (order_id, status, at, event_id),
+            ).rowcount:
                 return True
             EVENTS_IGNORED.labels(COMPONENT, "duplicate").inc()
         except sqlite3.IntegrityError:  # PRIMARY KEY (order_id, status)
@@ -225,14 +245,18 @@ class ReadModel:
         self._last_purge = time.monotonic()
         cutoff = _iso(self._clock() - self.ttl)
         with self._writing():
-            gone = self._db.execute("SELECT status, count(*) AS n FROM orders WHERE ordered_at < ? GROUP BY status",
-                                    (cutoff,)).fetchall()
-            self._db.execute("DELETE FROM order_events WHERE order_id IN "
-                             "(SELECT order_id FROM orders WHERE ordered_at < ?)", (cutoff,))
+            gone = self._db.execute(
+                "SELECT status, count(*) AS n FROM orders WHERE ordered_at < ? GROUP BY status", (cutoff,)
+            ).fetchall()
+            self._db.execute(
+                "DELETE FROM order_events WHERE order_id IN (SELECT order_id FROM orders WHERE ordered_at < ?)",
+                (cutoff,),
+            )
             self._db.execute("DELETE FROM orders WHERE ordered_at < ?", (cutoff,))
             # Timeline rows still waiting for an order that never came.
-            self._db.execute("DELETE FROM order_events WHERE at < ? AND order_id NOT IN (SELECT order_id FROM orders)",
-                             (cutoff,))
+            self._db.execute(
+                "DELETE FROM order_events WHERE at < ? AND order_id NOT IN (SELECT order_id FROM orders)", (cutoff,)
+            )
         for row in gone:
             metrics.ORDERS_BY_STATUS.labels(COMPONENT, str(row["status"])).dec(row["n"])
         return sum(row["n"] for row in gone)
@@ -240,8 +264,10 @@ class ReadModel:
     def oldest_open_age_seconds(self) -> float:
         """How long the oldest order still short of delivered (100, 200, 300) has waited."""
         with self._lock:
-            row = self._db.execute("SELECT min(ordered_at) AS oldest FROM orders WHERE status BETWEEN ? AND ?",
-                                   (STATUS_RECEIVED, STATUS_OUT_FOR_DELIVERY)).fetchone()
+            row = self._db.execute(
+                "SELECT min(ordered_at) AS oldest FROM orders WHERE status BETWEEN ? AND ?",
+                (STATUS_RECEIVED, STATUS_OUT_FOR_DELIVERY),
+            ).fetchone()
         if row["oldest"] is None:
             return 0.0
         return max(0.0, (self._clock() - _parse(row["oldest"])).total_seconds())
@@ -262,8 +288,8 @@ class ReadModel:
     def orders_of(self, customer_id: str, limit: int = 100) -> list[dict]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT * FROM orders WHERE customer_id = ? ORDER BY ordered_at DESC LIMIT ?",
-                (customer_id, limit)).fetchall()
+                "SELECT * FROM orders WHERE customer_id = ? ORDER BY ordered_at DESC LIMIT ?", (customer_id, limit)
+            ).fetchall()
         return [self._order(row) for row in rows]
 
     def order(self, order_id: str) -> dict | None:
@@ -272,10 +298,13 @@ class ReadModel:
             if row is None:
                 return None
             timeline = self._db.execute(
-                "SELECT status, at FROM order_events WHERE order_id = ?", (order_id,)).fetchall()
+                "SELECT status, at FROM order_events WHERE order_id = ?", (order_id,)
+            ).fetchall()
         order = self._order(row)
-        order["events"] = [{"status": e["status"], "status_text": status_text(e["status"]), "at": e["at"]}
-                           for e in sorted(timeline, key=lambda e: (e["at"], timeline_rank(e["status"])))]
+        order["events"] = [
+            {"status": e["status"], "status_text": status_text(e["status"]), "at": e["at"]}
+            for e in sorted(timeline, key=lambda e: (e["at"], timeline_rank(e["status"])))
+        ]
         return order
 
     @staticmethod

@@ -19,8 +19,10 @@ from pizza_webapp.status_client import StatusUnavailable
 from pizza_webapp.validation import InvalidInput, parse_order, parse_username
 
 STATUS_UNAVAILABLE = "order status is temporarily unavailable, please try again shortly"
-LOGOUT_NOT_RECORDED = ("logged out in this client, but the logout could not be recorded for other copies of "
-                       "the session cookie (Kafka is unavailable); it expires by itself within 12 hours")
+LOGOUT_NOT_RECORDED = (
+    "logged out in this client, but the logout could not be recorded for other copies of "
+    "the session cookie (Kafka is unavailable); it expires by itself within 12 hours"
+)
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 

@@ -23,8 +23,10 @@ from pizza_webapp.revocation import RevokedSessions
 from pizza_webapp.status_client import StatusClient
 
 MAX_BODY_BYTES = 16 * 1024
-CSP = ("default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
-       "form-action 'self'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
 
 
 class ProducerHolder:
@@ -58,10 +60,18 @@ def _status_class(status) -> str:
     return {100: "received", 200: "oven", 300: "delivery", 400: "delivered"}.get(status, "unknown")
 
 
-def create_app(*, producer_factory: Callable[[], object], status: StatusClient, secret_key: str,
-               health: Health | None = None, cookie_secure: bool = False,
-               max_open_orders: int = DEFAULT_MAX_OPEN_ORDERS, offload=direct,
-               revocations: RevokedSessions | None = None, body_timeout_s: float = BODY_TIMEOUT_S) -> Flask:
+def create_app(
+    *,
+    producer_factory: Callable[[], object],
+    status: StatusClient,
+    secret_key: str,
+    health: Health | None = None,
+    cookie_secure: bool = False,
+    max_open_orders: int = DEFAULT_MAX_OPEN_ORDERS,
+    offload=direct,
+    revocations: RevokedSessions | None = None,
+    body_timeout_s: float = BODY_TIMEOUT_S,
+) -> Flask:
     app = Flask("pizza_webapp")
     app.json.sort_keys = False
     app.config.update(
@@ -80,8 +90,9 @@ def create_app(*, producer_factory: Callable[[], object], status: StatusClient, 
     producer = ProducerHolder(producer_factory)
     app.extensions["pizza.producer"] = producer
     app.extensions["pizza.orders"] = Orders(producer.get, status, max_open_orders, offload)
-    app.extensions["pizza.revocations"] = (revocations if revocations is not None
-                                          else RevokedSessions(auth.SESSION_LIFETIME.total_seconds()))
+    app.extensions["pizza.revocations"] = (
+        revocations if revocations is not None else RevokedSessions(auth.SESSION_LIFETIME.total_seconds())
+    )
     app.wsgi_app = BufferedBody(app.wsgi_app, MAX_BODY_BYTES, body_timeout_s)
 
     # Readiness: this worker serves pages. It never depends on Kafka or the status service,
@@ -118,4 +129,3 @@ def create_app(*, producer_factory: Callable[[], object], status: StatusClient, 
         return Response(spec, mimetype="application/yaml")
 
     return app
-

@@ -35,7 +35,7 @@ def login(username: str) -> str:
     """Start a new session for a new customer; returns the customer id."""
     csrf = session.get("csrf")
     session.clear()
-    session.permanent = True   # expires after SESSION_LIFETIME: revocation records need not live longer
+    session.permanent = True  # expires after SESSION_LIFETIME: revocation records need not live longer
     session["sid"] = secrets.token_urlsafe(24)
     session["customer_id"] = customer_id = new_customer_id()
     session["username"] = username
@@ -48,7 +48,7 @@ def logout() -> None:
     """End the session everywhere; raises RevocationFailed when that could not be recorded."""
     sid = session.get("sid")
     customer_id = session.get("customer_id")
-    session.clear()   # this browser forgets it, whatever happens next
+    session.clear()  # this browser forgets it, whatever happens next
     if sid:
         revocations().revoke(sid)
         log.info("customer logged out", customer_id=customer_id)

@@ -35,8 +35,7 @@ class BufferedBody:
             try:
                 body = self._read(environ)
             except HTTPException as exc:
-                log.info("request body refused", path=environ.get("PATH_INFO"), status=exc.code,
-                         reason=exc.description)
+                log.info("request body refused", path=environ.get("PATH_INFO"), status=exc.code, reason=exc.description)
                 environ[BODY_ERROR] = exc
                 body = b""
             environ["wsgi.input"] = io.BytesIO(body)
@@ -66,7 +65,7 @@ class BufferedBody:
             raise RequestTimeout(f"the request body did not arrive within {self.timeout_s:.0f} s") from None
         except HTTPException:
             raise
-        except Exception as exc:   # gunicorn's chunked-encoding errors, a connection cut short, ...
+        except Exception as exc:  # gunicorn's chunked-encoding errors, a connection cut short, ...
             raise BadRequest(f"the request body could not be read: {type(exc).__name__}") from None
         return b"".join(parts)
 

@@ -37,5 +37,6 @@ def install_error_handlers(app: Flask) -> None:
         log.exception("unexpected error", path=request.path)
         if wants_json():
             return jsonify(error="internal error"), 500
-        return render_template("error.html", code=500, title="Something went wrong",
-                               message="Our oven hiccupped. Please try again."), 500
+        return render_template(
+            "error.html", code=500, title="Something went wrong", message="Our oven hiccupped. Please try again."
+        ), 500

@@ -48,7 +48,9 @@ class OrderRefused(Exception):
         self.status = status
 
 
-KAFKA_UNAVAILABLE = "the kitchen cannot take orders right now (Kafka is unavailable); nothing was ordered, please try again"
+KAFKA_UNAVAILABLE = (
+    "the kitchen cannot take orders right now (Kafka is unavailable); nothing was ordered, please try again"
+)
 
 
 def now_iso() -> str:
@@ -70,21 +72,26 @@ class Placed:
     """An acknowledged order, as the session remembers it (read-your-writes)."""
 
     order_id: str
-    wait_for: str          # partition:offset of its PizzaOrdered record
+    wait_for: str  # partition:offset of its PizzaOrdered record
     order: dict
     ordered_at: str
 
     def as_dict(self) -> dict:
-        return {"order_id": self.order_id, "wait_for": self.wait_for, "order": self.order,
-                "ordered_at": self.ordered_at}
+        return {
+            "order_id": self.order_id,
+            "wait_for": self.wait_for,
+            "order": self.order,
+            "ordered_at": self.ordered_at,
+        }
 
     @staticmethod
     def from_dict(value) -> Placed | None:
         if not isinstance(value, dict):
             return None
         try:
-            return Placed(str(value["order_id"]), str(value["wait_for"]), dict(value["order"]),
-                          str(value["ordered_at"]))
+            return Placed(
+                str(value["order_id"]), str(value["wait_for"]), dict(value["order"]), str(value["ordered_at"])
+            )
         except (KeyError, TypeError, ValueError):
             return None
 
@@ -95,8 +102,12 @@ class Placed:
             return None
         text = menu.status_text(menu.STATUS_RECEIVED)
         return {
-            "order_id": self.order_id, "status": menu.STATUS_RECEIVED, "status_text": text,
-            "order": self.order, "ordered_at": self.ordered_at, "updated_at": self.ordered_at,
+            "order_id": self.order_id,
+            "status": menu.STATUS_RECEIVED,
+            "status_text": text,
+            "order": self.order,
+            "ordered_at": self.ordered_at,
+            "updated_at": self.ordered_at,
             "events": [{"status": menu.STATUS_RECEIVED, "status_text": text, "at": self.ordered_at}],
         }
 
@@ -137,8 +148,7 @@ def is_open(order: dict) -> bool:
 
 
 def summary(order: dict) -> dict:
-    return {key: order.get(key) for key in
-            ("order_id", "status", "status_text", "order", "ordered_at", "updated_at")}
+    return {key: order.get(key) for key in ("order_id", "status", "status_text", "order", "ordered_at", "updated_at")}
 
 
 def detail(order: dict) -> dict:
@@ -147,7 +157,8 @@ def detail(order: dict) -> dict:
         **summary(order),
         "events": [
             {"status": e.get("status"), "status_text": e.get("status_text"), "at": e.get("at")}
-            for e in (events if isinstance(events, list) else []) if isinstance(e, dict)
+            for e in (events if isinstance(events, list) else [])
+            if isinstance(e, dict)
         ],
     }
 
@@ -160,12 +171,17 @@ def direct(fn: Callable[[], Delivered], timeout_s: float) -> Delivered:
 class Orders:
     """The shop's orders for one worker: place (command) and read (query)."""
 
-    def __init__(self, producer: Callable[[], object], status: StatusClient, max_open: int = DEFAULT_MAX_OPEN_ORDERS,
-                 offload: Callable[[Callable[[], Delivered], float], Delivered] = direct,
-                 produce_bound_s: float = PRODUCE_BOUND_S):
-        self._producer = producer            # the worker's EventProducer, created on first use
+    def __init__(
+        self,
+        producer: Callable[[], object],
+        status: StatusClient,
+        max_open: int = DEFAULT_MAX_OPEN_ORDERS,
+        offload: Callable[[Callable[[], Delivered], float], Delivered] = direct,
+        produce_bound_s: float = PRODUCE_BOUND_S,
+    ):
+        self._producer = producer  # the worker's EventProducer, created on first use
         self.status = status
-        self.max_open = max_open             # 0: no cap
+        self.max_open = max_open  # 0: no cap
         # Runs the blocking produce-and-wait off the event loop (gevent's thread pool in the server);
         # raises ProduceError if it has not finished within its timeout.
         self._offload = offload
@@ -184,7 +200,7 @@ class Orders:
             log.warning("open-order cap checked without the status service", customer_id=customer_id)
             return len(local)
         known_ids = {o.get("order_id") for o in known}
-        for order_id in local & known_ids:   # status has it now: its status is the truth
+        for order_id in local & known_ids:  # status has it now: its status is the truth
             self.just_placed.discard(customer_id, order_id)
         return sum(1 for o in known if is_open(o)) + len(local - known_ids)
 
@@ -193,10 +209,13 @@ class Orders:
         began = time.monotonic()
         if self.max_open and self.open_orders(customer_id) >= self.max_open:
             log.info("order refused: too many open orders", customer_id=customer_id, limit=self.max_open)
-            raise OrderRefused(429, f"you already have {self.max_open} pizzas on their way; "
-                                    "please wait until one is delivered before ordering more")
+            raise OrderRefused(
+                429,
+                f"you already have {self.max_open} pizzas on their way; "
+                "please wait until one is delivered before ordering more",
+            )
         event = PizzaOrdered(order_id=new_order_id(), customer_id=customer_id, username=username, pizza=pizza)
-        self.just_placed.add(customer_id, event.order_id)   # reserve the slot before waiting
+        self.just_placed.add(customer_id, event.order_id)  # reserve the slot before waiting
         deadline = began + self.produce_bound_s
 
         def produce() -> Delivered:
@@ -216,10 +235,17 @@ class Orders:
             self.just_placed.discard(customer_id, event.order_id)
             raise
         metrics.ORDERS_PLACED.labels(COMPONENT).inc()
-        log.info("order placed", order_id=event.order_id, customer_id=customer_id,
-                 topic=delivered.topic, partition=delivered.partition, offset=delivered.offset)
-        return Placed(event.order_id, f"{delivered.partition}:{delivered.offset}",
-                      pizza.model_dump(mode="json"), now_iso())
+        log.info(
+            "order placed",
+            order_id=event.order_id,
+            customer_id=customer_id,
+            topic=delivered.topic,
+            partition=delivered.partition,
+            offset=delivered.offset,
+        )
+        return Placed(
+            event.order_id, f"{delivered.partition}:{delivered.offset}", pizza.model_dump(mode="json"), now_iso()
+        )
 
     # --- query side --------------------------------------------------------------------------
 

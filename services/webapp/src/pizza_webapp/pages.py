@@ -43,8 +43,11 @@ def logout():
     try:
         auth.logout()
     except RevocationFailed:
-        flash("You are logged out in this browser. Kafka is unavailable, so other copies of your session "
-              "end only when it expires.", "info")
+        flash(
+            "You are logged out in this browser. Kafka is unavailable, so other copies of your session "
+            "end only when it expires.",
+            "info",
+        )
         return redirect(url_for("pages.login"), 303)
     flash("You are logged out. Come back hungry!", "info")
     return redirect(url_for("pages.login"), 303)
@@ -60,9 +63,12 @@ def menu_page():
 @auth.login_required
 def order_form():
     auth.check_csrf()
-    chosen = {"sauce": request.form.get("sauce"), "cheese": request.form.get("cheese"),
-              "main_topping": request.form.get("main_topping"),
-              "extra_toppings": request.form.getlist("extra_toppings")}
+    chosen = {
+        "sauce": request.form.get("sauce"),
+        "cheese": request.form.get("cheese"),
+        "main_topping": request.form.get("main_topping"),
+        "extra_toppings": request.form.getlist("extra_toppings"),
+    }
     try:
         pizza = parse_order_form(request.form)
     except InvalidInput as exc:

@@ -84,9 +84,12 @@ class KafkaRevokedSessions(RevokedSessions):
     def start(self) -> KafkaRevokedSessions:
         from kafka_common.clients import ClientErrors, build_producer
 
-        self._producer = build_producer(self._config, "webapp",
-                                        {"message.timeout.ms": str(int(PUBLISH_TIMEOUT_S * 1000) - 1000)},
-                                        ClientErrors("webapp"))
+        self._producer = build_producer(
+            self._config,
+            "webapp",
+            {"message.timeout.ms": str(int(PUBLISH_TIMEOUT_S * 1000) - 1000)},
+            ClientErrors("webapp"),
+        )
         self._reader = threading.Thread(target=self._read, name="logouts-reader", daemon=True)
         self._reader.start()
         return self
@@ -102,8 +105,12 @@ class KafkaRevokedSessions(RevokedSessions):
 
     def _publish(self, sid: str, until: float) -> None:
         outcome: dict = {}
-        self._producer.produce(self._topic, key=sid, value=json.dumps({"until": until}).encode(),
-                               on_delivery=lambda err, msg: outcome.setdefault("err", err))
+        self._producer.produce(
+            self._topic,
+            key=sid,
+            value=json.dumps({"until": until}).encode(),
+            on_delivery=lambda err, msg: outcome.setdefault("err", err),
+        )
         self._producer.flush(PUBLISH_TIMEOUT_S)
         if outcome.get("err") is not None or "err" not in outcome:
             raise RevocationFailed(outcome["err"].str() if outcome.get("err") else "not acknowledged in time")
@@ -113,10 +120,17 @@ class KafkaRevokedSessions(RevokedSessions):
 
         from kafka_common.clients import ClientErrors, build_consumer
 
-        consumer = build_consumer(self._config, "webapp", {
-            # Never joins the group nor commits: every worker reads every record from the start.
-            "group.id": self._group, "enable.auto.commit": "false", "enable.partition.eof": "true",
-        }, ClientErrors("webapp"))
+        consumer = build_consumer(
+            self._config,
+            "webapp",
+            {
+                # Never joins the group nor commits: every worker reads every record from the start.
+                "group.id": self._group,
+                "enable.auto.commit": "false",
+                "enable.partition.eof": "true",
+            },
+            ClientErrors("webapp"),
+        )
         try:
             waited = False
             while not self._stop.is_set():

@@ -30,8 +30,14 @@ from pizza_webapp.revocation import LOGOUTS_TOPIC
 
 # pizza-logouts is the webapp's own: every worker reads it whole (assign(), never joins the
 # group, commits nothing) to refuse logged-out session cookies. See revocation.py.
-KAFKA_USAGE = KafkaUsage(component="webapp", consumes=(LOGOUTS_TOPIC,), produces=(topics.PIZZA_ORDERED, LOGOUTS_TOPIC),
-                         group="pizza-webapp", assigns_partitions=True, dead_letters=False)
+KAFKA_USAGE = KafkaUsage(
+    component="webapp",
+    consumes=(LOGOUTS_TOPIC,),
+    produces=(topics.PIZZA_ORDERED, LOGOUTS_TOPIC),
+    group="pizza-webapp",
+    assigns_partitions=True,
+    dead_letters=False,
+)
 
 DEFAULT_HTTP_PORT = 8000
 DEFAULT_STATUS_URL = "http://127.0.0.1:8011"
@@ -119,8 +125,11 @@ def build_app(settings: Settings, kafka_config):
     offload = ThreadOffload(settings.kafka_threads)
     return create_app(
         producer_factory=lambda: EventProducer(kafka_config, "webapp", message_timeout_s=MESSAGE_TIMEOUT_S),
-        status=StatusClient(settings.status_url, read_timeout=settings.status_timeout_s,
-                            wait_read_timeout=settings.status_timeout_s + 3.0),
+        status=StatusClient(
+            settings.status_url,
+            read_timeout=settings.status_timeout_s,
+            wait_read_timeout=settings.status_timeout_s + 3.0,
+        ),
         secret_key=settings.secret_key,
         health=Health(),
         cookie_secure=settings.cookie_secure,
@@ -194,9 +203,12 @@ def _gunicorn_classes():
             path = environ.get("PATH_INFO", "")
             status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
             fields = dict(
-                method=environ.get("REQUEST_METHOD"), path=path, status=int(status),
+                method=environ.get("REQUEST_METHOD"),
+                path=path,
+                status=int(status),
                 duration_ms=round(request_time.total_seconds() * 1000, 1),
-                remote=environ.get("REMOTE_ADDR"), bytes=getattr(resp, "sent", None),
+                remote=environ.get("REMOTE_ADDR"),
+                bytes=getattr(resp, "sent", None),
                 user_agent=environ.get("HTTP_USER_AGENT"),
             )
             # Probes and scrapes every few seconds would drown the shop's own lines.
@@ -289,12 +301,20 @@ def serve() -> int:
     kafka_config = load_client_config()
     check_client_config(kafka_config)
     if settings.secret_key_generated:
-        log.warning("SECRET_KEY is not set: signing sessions with a random key; sessions end when the "
-                    "webapp restarts and are not shared with other replicas. Set SECRET_KEY in production.")
-    log.info("starting webapp", port=settings.port, workers=settings.workers, connections=settings.connections,
-             max_open_orders_per_customer=settings.max_open_orders,
-             status_url=settings.status_url, metrics_dir=metrics_dir,
-             bootstrap_servers=kafka_config.properties.get("bootstrap.servers"))
+        log.warning(
+            "SECRET_KEY is not set: signing sessions with a random key; sessions end when the "
+            "webapp restarts and are not shared with other replicas. Set SECRET_KEY in production."
+        )
+    log.info(
+        "starting webapp",
+        port=settings.port,
+        workers=settings.workers,
+        connections=settings.connections,
+        max_open_orders_per_customer=settings.max_open_orders,
+        status_url=settings.status_url,
+        metrics_dir=metrics_dir,
+        bootstrap_servers=kafka_config.properties.get("bootstrap.servers"),
+    )
     _gunicorn_classes()(settings, kafka_config, metrics_dir).run()
     return 0
 

@@ -31,8 +31,9 @@ class StatusUnavailable(Exception):
 
 
 class StatusClient:
-    def __init__(self, base_url: str, connect_timeout: float = 1.0, read_timeout: float = 2.0,
-                 wait_read_timeout: float = 4.5):
+    def __init__(
+        self, base_url: str, connect_timeout: float = 1.0, read_timeout: float = 2.0, wait_read_timeout: float = 4.5
+    ):
         self.base_url = base_url.rstrip("/")
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout

@@ -82,8 +82,7 @@ def _extras(value: object) -> tuple[str, ...]:
         if not isinstance(item, str):
             raise InvalidInput("extra_toppings must be a list of strings")
         if item not in menu.EXTRA_TOPPINGS:
-            raise InvalidInput(
-                f"unknown extra topping {item!r}; choose from: {', '.join(menu.EXTRA_TOPPINGS)}")
+            raise InvalidInput(f"unknown extra topping {item!r}; choose from: {', '.join(menu.EXTRA_TOPPINGS)}")
         if item in seen:
             raise InvalidInput(f"extra topping {item!r} is listed more than once")
         seen.append(item)

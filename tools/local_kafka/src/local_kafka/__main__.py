@@ -40,15 +40,22 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
-    kafka = LocalKafka(args.port, args.controller_port, args.data_dir or cache_dir() / "kafka-data",
-                       show_log=args.show_log)
+    kafka = LocalKafka(
+        args.port, args.controller_port, args.data_dir or cache_dir() / "kafka-data", show_log=args.show_log
+    )
     fresh = not kafka.formatted()
-    print(f"Starting Kafka on {kafka.bootstrap} ({'new' if fresh else 'existing'} data in {kafka.data_dir}; "
-          f"its log: {kafka.log_file})", flush=True)
+    print(
+        f"Starting Kafka on {kafka.bootstrap} ({'new' if fresh else 'existing'} data in {kafka.data_dir}; "
+        f"its log: {kafka.log_file})",
+        flush=True,
+    )
     try:
         kafka.start()
-        print(f"Kafka is ready on {kafka.bootstrap} after {kafka.last_start_seconds:.1f} s "
-              f"(cluster id {kafka.cluster_id})", flush=True)
+        print(
+            f"Kafka is ready on {kafka.bootstrap} after {kafka.last_start_seconds:.1f} s "
+            f"(cluster id {kafka.cluster_id})",
+            flush=True,
+        )
         if not args.no_topics:
             for topic, outcome in kafka.create_topics().items():
                 print(f"topic {topic}: {outcome}", flush=True)
@@ -57,8 +64,11 @@ def main(argv: list[str] | None = None) -> int:
         # Wake up for a signal, or when the broker dies on its own.
         while not stop.wait(0.5):
             if not kafka.running:
-                print(f"Kafka exited on its own with code {kafka.process.returncode}; see {kafka.log_file}",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"Kafka exited on its own with code {kafka.process.returncode}; see {kafka.log_file}",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 return 1
     except KafkaStartError as exc:
         print(f"Kafka could not start: {exc}", file=sys.stderr, flush=True)

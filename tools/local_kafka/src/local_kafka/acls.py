@@ -20,8 +20,12 @@ from collections.abc import Iterable, Mapping
 
 from confluent_kafka.admin import AclBinding, AclOperation, AclPermissionType, ResourcePatternType, ResourceType
 
-RESOURCE_TYPES = {"topic": ResourceType.TOPIC, "group": ResourceType.GROUP,
-                  "transactionalId": ResourceType.TRANSACTIONAL_ID, "cluster": ResourceType.BROKER}
+RESOURCE_TYPES = {
+    "topic": ResourceType.TOPIC,
+    "group": ResourceType.GROUP,
+    "transactionalId": ResourceType.TRANSACTIONAL_ID,
+    "cluster": ResourceType.BROKER,
+}
 PATTERN_TYPES = {"literal": ResourcePatternType.LITERAL, "prefix": ResourcePatternType.PREFIXED}
 PERMISSIONS = {"allow": AclPermissionType.ALLOW, "deny": AclPermissionType.DENY}
 SHOP_COMPONENTS = ("webapp", "status", "assemble", "bake", "delivery")
@@ -43,13 +47,24 @@ def acl_bindings(user: str, acls: Iterable[Mapping]) -> list[AclBinding]:
         pattern = PATTERN_TYPES[resource.get("patternType", "literal")]
         for operation in acl["operations"]:
             key = (kind, name, pattern, acl.get("host", "*"), operation, acl.get("type", "allow"))
-            bindings.setdefault(key, AclBinding(kind, name, pattern, f"User:{user}", acl.get("host", "*"),
-                                                _operation(operation), PERMISSIONS[acl.get("type", "allow")]))
+            bindings.setdefault(
+                key,
+                AclBinding(
+                    kind,
+                    name,
+                    pattern,
+                    f"User:{user}",
+                    acl.get("host", "*"),
+                    _operation(operation),
+                    PERMISSIONS[acl.get("type", "allow")],
+                ),
+            )
     return list(bindings.values())
 
 
 def usage_acls(usage) -> list[dict]:
     """A service's ACLs from its KafkaUsage, the way the chart's KafkaUser template makes them."""
+
     def acl(kind: str, name: str, operations: list[str], pattern: str = "literal") -> dict:
         return {"resource": {"type": kind, "name": name, "patternType": pattern}, "operations": operations}
 

@@ -146,16 +146,27 @@ def resolve_with_maven(version: str = KAFKA_VERSION) -> Path:
         raise KafkaStartError("cannot find tools/local_kafka/pom.xml to resolve Kafka's jars (or set KAFKA_HOME)")
     mvn = shutil.which("mvn")
     if mvn is None:
-        raise KafkaStartError("Maven (mvn) is needed once to fetch Kafka's jars: install it "
-                              "(apt-get install maven) or set KAFKA_HOME to a Kafka distribution")
+        raise KafkaStartError(
+            "Maven (mvn) is needed once to fetch Kafka's jars: install it "
+            "(apt-get install maven) or set KAFKA_HOME to a Kafka distribution"
+        )
     base.mkdir(parents=True, exist_ok=True)
     with open(base / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if marker.exists():
             return libs
         staging = Path(tempfile.mkdtemp(prefix="libs-", dir=base))
-        cmd = [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
-               f"-Dkafka.version={version}", f"-DoutputDirectory={staging}", "-DincludeScope=runtime"]
+        cmd = [
+            mvn,
+            "-q",
+            "-B",
+            "-f",
+            str(pom),
+            "dependency:copy-dependencies",
+            f"-Dkafka.version={version}",
+            f"-DoutputDirectory={staging}",
+            "-DincludeScope=runtime",
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             shutil.rmtree(staging, ignore_errors=True)
@@ -173,8 +184,10 @@ def java_executable() -> str:
         return str(Path(home) / "bin" / "java")
     java = shutil.which("java")
     if java is None:
-        raise KafkaStartError("java (17 or newer) is needed to run the local Kafka broker: "
-                              "install a JDK (apt-get install openjdk-17-jre-headless) or set JAVA_HOME")
+        raise KafkaStartError(
+            "java (17 or newer) is needed to run the local Kafka broker: "
+            "install a JDK (apt-get install openjdk-17-jre-headless) or set JAVA_HOME"
+        )
     return java
 
 
@@ -209,23 +222,26 @@ def auth_properties(auth: ScramAuth, admin_password: str) -> dict[str, str]:
         "inter.broker.listener.name": "SASL_PLAINTEXT",
         "sasl.enabled.mechanisms": SCRAM_MECHANISM,
         "sasl.mechanism.inter.broker.protocol": SCRAM_MECHANISM,
-        "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config":
-            f'org.apache.kafka.common.security.scram.ScramLoginModule required '
-            f'username="{admin}" password="{admin_password}";',
+        "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config": f"org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f'username="{admin}" password="{admin_password}";',
         "sasl.mechanism.controller.protocol": "PLAIN",
         "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
-        "listener.name.controller.plain.sasl.jaas.config":
-            f'org.apache.kafka.common.security.plain.PlainLoginModule required '
-            f'username="{admin}" password="{admin_password}" user_{admin}="{admin_password}";',
+        "listener.name.controller.plain.sasl.jaas.config": f"org.apache.kafka.common.security.plain.PlainLoginModule required "
+        f'username="{admin}" password="{admin_password}" user_{admin}="{admin_password}";',
         "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
         "allow.everyone.if.no.acl.found": "false",
         "super.users": f"User:{admin}",
     }
 
 
-def server_properties(port: int, controller_port: int, log_dirs: Path,
-                      overrides: Mapping[str, str] | None = None, auth: ScramAuth | None = None,
-                      admin_password: str | None = None) -> dict[str, str]:
+def server_properties(
+    port: int,
+    controller_port: int,
+    log_dirs: Path,
+    overrides: Mapping[str, str] | None = None,
+    auth: ScramAuth | None = None,
+    admin_password: str | None = None,
+) -> dict[str, str]:
     client = "SASL_PLAINTEXT" if auth else "PLAINTEXT"
     props = {
         "process.roles": "broker,controller",
@@ -316,8 +332,9 @@ def log4j2_properties(log_file: Path, console: bool) -> str:
     root_refs = "rootLogger.appenderRef.file.ref = FILE\n"
     if console:
         root_refs += "rootLogger.appenderRef.console.ref = STDOUT\n"
-    return LOG4J2_PROPERTIES.format(log_file=log_file, console=CONSOLE_APPENDER if console else "",
-                                    refs=", ".join(refs), root_refs=root_refs)
+    return LOG4J2_PROPERTIES.format(
+        log_file=log_file, console=CONSOLE_APPENDER if console else "", refs=", ".join(refs), root_refs=root_refs
+    )
 
 
 def write_properties(path: Path, props: Mapping[str, str]) -> None:
@@ -341,10 +358,19 @@ class LocalKafka:
     auth: ScramAuth for SASL/SCRAM users and ACLs; None: PLAINTEXT, no authorizer.
     """
 
-    def __init__(self, port: int = 0, controller_port: int = 0, data_dir: Path | str | None = None,
-                 log_file: Path | str | None = None, *, show_log: bool = False,
-                 heap: tuple[str, ...] = DEFAULT_HEAP, overrides: Mapping[str, str] | None = None,
-                 version: str = KAFKA_VERSION, auth: ScramAuth | None = None):
+    def __init__(
+        self,
+        port: int = 0,
+        controller_port: int = 0,
+        data_dir: Path | str | None = None,
+        log_file: Path | str | None = None,
+        *,
+        show_log: bool = False,
+        heap: tuple[str, ...] = DEFAULT_HEAP,
+        overrides: Mapping[str, str] | None = None,
+        version: str = KAFKA_VERSION,
+        auth: ScramAuth | None = None,
+    ):
         self.port = port or free_port()
         self.controller_port = controller_port or free_port()
         while self.controller_port == self.port:
@@ -358,7 +384,7 @@ class LocalKafka:
         self.overrides = dict(overrides or {})
         self.version = version
         self.auth = auth
-        self._passwords: dict[str, str] = {}   # SCRAM users added by this instance
+        self._passwords: dict[str, str] = {}  # SCRAM users added by this instance
         self.process: subprocess.Popen | None = None
         self.cluster_id: str | None = None
         self.last_start_seconds: float | None = None  # format (if any) + ready, as measured by start()
@@ -394,8 +420,12 @@ class LocalKafka:
 
     @staticmethod
     def _sasl(user: str, password: str) -> dict:
-        return {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanisms": SCRAM_MECHANISM,
-                "sasl.username": user, "sasl.password": password}
+        return {
+            "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanisms": SCRAM_MECHANISM,
+            "sasl.username": user,
+            "sasl.password": password,
+        }
 
     def _admin_password(self) -> str:
         """The admin's password, made once per data dir (the credential is written when formatting)."""
@@ -409,8 +439,9 @@ class LocalKafka:
 
     # ------------------------------------------------------------ users and ACLs (auth only)
 
-    def add_user(self, user: str, acls: Sequence[Mapping] = (), password: str | None = None,
-                 timeout: float = 30.0) -> dict:
+    def add_user(
+        self, user: str, acls: Sequence[Mapping] = (), password: str | None = None, timeout: float = 30.0
+    ) -> dict:
         """Create (or update) a SCRAM user with Strimzi-style ACLs; returns its client_config.
 
         acls: a KafkaUser's spec.authorization.acls (resource type/name/patternType,
@@ -430,7 +461,8 @@ class LocalKafka:
         password = password or secrets.token_urlsafe(18)
         admin = AdminClient(self.admin_config())
         upsert = UserScramCredentialUpsertion(
-            user, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS), password.encode())
+            user, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS), password.encode()
+        )
         for future in admin.alter_user_scram_credentials([upsert], request_timeout=timeout).values():
             future.result(timeout)
         bindings = acl_bindings(user, acls)
@@ -454,8 +486,15 @@ class LocalKafka:
             ResourceType,
         )
 
-        mine = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, f"User:{user}", None,
-                                AclOperation.ANY, AclPermissionType.ANY)
+        mine = AclBindingFilter(
+            ResourceType.ANY,
+            None,
+            ResourcePatternType.ANY,
+            f"User:{user}",
+            None,
+            AclOperation.ANY,
+            AclPermissionType.ANY,
+        )
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -482,12 +521,19 @@ class LocalKafka:
 
     def _java_cmd(self, libs: Path, main: str, *args: str, heap: tuple[str, ...]) -> list[str]:
         return [
-            java_executable(), "-server", *heap,
-            "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:+ExplicitGCInvokesConcurrent",
+            java_executable(),
+            "-server",
+            *heap,
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-XX:+ExplicitGCInvokesConcurrent",
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}",
             f"-Dkafka.logs.dir={self.data_dir}",
-            "-cp", f"{libs}/*", main, *args,
+            "-cp",
+            f"{libs}/*",
+            main,
+            *args,
         ]
 
     def _write_config(self) -> Path:
@@ -496,8 +542,12 @@ class LocalKafka:
         (self.data_dir / "log4j2.properties").write_text(log4j2_properties(self.log_file, self.show_log))
         config = self.data_dir / "server.properties"
         admin_password = self._admin_password() if self.auth else None
-        write_properties(config, server_properties(self.port, self.controller_port, self.log_dirs, self.overrides,
-                                                   self.auth, admin_password))
+        write_properties(
+            config,
+            server_properties(
+                self.port, self.controller_port, self.log_dirs, self.overrides, self.auth, admin_password
+            ),
+        )
         return config
 
     def formatted(self) -> bool:
@@ -509,13 +559,16 @@ class LocalKafka:
         args = ["format", "--ignore-formatted", "--cluster-id", self.cluster_id, "--config", str(config)]
         if self.auth is not None:
             # The one user that exists before the broker does: every other user is made through it.
-            args += ["--add-scram",
-                     f"{SCRAM_MECHANISM}=[name={self.auth.admin_user},password={self._admin_password()}]"]
+            args += [
+                "--add-scram",
+                f"{SCRAM_MECHANISM}=[name={self.auth.admin_user},password={self._admin_password()}]",
+            ]
         cmd = self._java_cmd(libs, "kafka.tools.StorageTool", *args, heap=("-Xmx256m", "-XX:TieredStopAtLevel=1"))
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
-            raise KafkaStartError(f"formatting {self.log_dirs} failed (exit {proc.returncode}):\n"
-                                  f"{proc.stdout}{proc.stderr}")
+            raise KafkaStartError(
+                f"formatting {self.log_dirs} failed (exit {proc.returncode}):\n{proc.stdout}{proc.stderr}"
+            )
 
     def start(self, timeout: float = 120.0) -> LocalKafka:
         """Format the storage if it is new, start the JVM, wait until the broker answers metadata."""
@@ -524,11 +577,13 @@ class LocalKafka:
         began = time.monotonic()
         for port in (self.port, self.controller_port):
             if not port_is_free(port):
-                raise KafkaStartError(f"port {HOST}:{port} is in use: is another Kafka running? "
-                                      f"(stop it, or choose other ports)")
+                raise KafkaStartError(
+                    f"port {HOST}:{port} is in use: is another Kafka running? (stop it, or choose other ports)"
+                )
         if self.auth is not None and self.formatted() and not (self.data_dir / "scram-admin.password").is_file():
-            raise KafkaStartError(f"{self.data_dir} was formatted without SCRAM users: "
-                                  f"use another data dir for a broker with auth")
+            raise KafkaStartError(
+                f"{self.data_dir} was formatted without SCRAM users: use another data dir for a broker with auth"
+            )
         libs = kafka_libs(self.version)
         config = self._write_config()
         if not self.formatted():
@@ -537,14 +592,17 @@ class LocalKafka:
             self.cluster_id = _read_cluster_id(self.log_dirs / "meta.properties")
         cmd = pdeathsig_prefix() + self._java_cmd(libs, "kafka.Kafka", str(config), heap=self.heap)
         with open(self.log_file, "ab") as out:
-            out.write(f"\n==== local_kafka: starting Kafka {self.version} on {self.bootstrap} "
-                      f"at {time.strftime('%Y-%m-%d %H:%M:%S')} ====\n".encode())
+            out.write(
+                f"\n==== local_kafka: starting Kafka {self.version} on {self.bootstrap} "
+                f"at {time.strftime('%Y-%m-%d %H:%M:%S')} ====\n".encode()
+            )
             out.flush()
             # The JVM's own stdout/stderr (startup errors, crashes) go to the log as well,
             # unless the log is shown here anyway (show_log).
             target = None if self.show_log else out
-            self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=target, stderr=target,
-                                            cwd=self.data_dir, start_new_session=True)
+            self.process = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=target, stderr=target, cwd=self.data_dir, start_new_session=True
+            )
         try:
             self.wait_ready(timeout)
         except BaseException:
@@ -557,18 +615,23 @@ class LocalKafka:
         """Wait until the broker answers a metadata request; raise (with the log's tail) if it dies first."""
         from confluent_kafka.admin import AdminClient
 
-        admin = AdminClient({**self.admin_config(),
-                             "reconnect.backoff.max.ms": "200", "socket.connection.setup.timeout.ms": "2000"})
+        admin = AdminClient(
+            {**self.admin_config(), "reconnect.backoff.max.ms": "200", "socket.connection.setup.timeout.ms": "2000"}
+        )
         deadline = time.monotonic() + timeout
         while True:
             if self.process is None or self.process.poll() is not None:
                 code = None if self.process is None else self.process.returncode
-                raise KafkaStartError(f"Kafka exited while starting (exit code {code}); "
-                                      f"the end of {self.log_file}:\n{tail(self.log_file)}")
+                raise KafkaStartError(
+                    f"Kafka exited while starting (exit code {code}); "
+                    f"the end of {self.log_file}:\n{tail(self.log_file)}"
+                )
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise KafkaStartError(f"Kafka on {self.bootstrap} did not answer within {timeout:.0f} s; "
-                                      f"the end of {self.log_file}:\n{tail(self.log_file)}")
+                raise KafkaStartError(
+                    f"Kafka on {self.bootstrap} did not answer within {timeout:.0f} s; "
+                    f"the end of {self.log_file}:\n{tail(self.log_file)}"
+                )
             try:
                 md = admin.list_topics(timeout=min(2.0, remaining))
                 if md.brokers:

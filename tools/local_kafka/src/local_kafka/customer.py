@@ -9,8 +9,12 @@ from kafka_common.menu import CHEESES, EXTRA_TOPPINGS, MAIN_TOPPINGS, SAUCES, ST
 
 def pizza(n: int) -> dict:
     """The n-th pizza of a fixed rotation through the menu, with 0 to 3 extra toppings."""
-    return {"sauce": SAUCES[n % 6], "cheese": CHEESES[(n + 1) % 6], "main_topping": MAIN_TOPPINGS[(n + 2) % 6],
-            "extra_toppings": list(EXTRA_TOPPINGS[: n % 4])}
+    return {
+        "sauce": SAUCES[n % 6],
+        "cheese": CHEESES[(n + 1) % 6],
+        "main_topping": MAIN_TOPPINGS[(n + 2) % 6],
+        "extra_toppings": list(EXTRA_TOPPINGS[: n % 4]),
+    }
 
 
 class Customer:

@@ -74,9 +74,17 @@ class ServiceProcess:
     on_line: called with each output line (without newline) from the reader thread.
     """
 
-    def __init__(self, name: str, command: str | Sequence[str], *, env: Mapping[str, str | None] | None = None,
-                 http_port: int | None = None, log_file: Path | str | None = None,
-                 on_line: Callable[[str], None] | None = None, cwd: Path | str | None = None):
+    def __init__(
+        self,
+        name: str,
+        command: str | Sequence[str],
+        *,
+        env: Mapping[str, str | None] | None = None,
+        http_port: int | None = None,
+        log_file: Path | str | None = None,
+        on_line: Callable[[str], None] | None = None,
+        cwd: Path | str | None = None,
+    ):
         self.name = name
         self.command = resolve_command(command)
         self.http_port = http_port
@@ -143,8 +151,12 @@ class ServiceProcess:
             raise RuntimeError(f"{self.name} is already running (pid {self.pid})")
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         self.popen = subprocess.Popen(
-            pdeathsig_prefix() + self.command, env=self.environment(), cwd=self.cwd,
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            pdeathsig_prefix() + self.command,
+            env=self.environment(),
+            cwd=self.cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         self._reader = threading.Thread(target=self._pump, name=f"output-{self.name}", daemon=True)
@@ -220,8 +232,10 @@ class ServiceProcess:
     def _failure(self, what: str) -> ServiceNotReady:
         if not self.running and self._reader is not None:
             self._reader.join(5.0)  # the last lines of a process that exited are still in the pipe
-        return ServiceNotReady(f"{self.name} ({' '.join(self.command)}) {what}; "
-                               f"the end of its output ({self.log_file}):\n{self.log_tail()}")
+        return ServiceNotReady(
+            f"{self.name} ({' '.join(self.command)}) {what}; "
+            f"the end of its output ({self.log_file}):\n{self.log_tail()}"
+        )
 
     def is_ready(self, path: str = "/readyz", timeout: float = 2.0) -> bool:
         try:

@@ -133,8 +133,7 @@ def new_topic(kafka_config, unique_name):
 
 @pytest.fixture
 def read_topic(kafka_config):
-    def read(topics: str | Sequence[str], until=None, timeout: float = 30.0,
-             isolation_level: str = "read_committed"):
+    def read(topics: str | Sequence[str], until=None, timeout: float = 30.0, isolation_level: str = "read_committed"):
         return read_records(kafka_config, topics, until=until, timeout=timeout, isolation_level=isolation_level)
 
     return read
@@ -145,9 +144,16 @@ def service_process(request, tmp_path):
     started: list[ServiceProcess] = []
     request.node.stash[_PROCESSES] = started
 
-    def start(command: str | Sequence[str], *, env: dict | None = None, http_port: int | None = None,
-              name: str | None = None, bootstrap: str | None = None, wait_ready: bool = True,
-              ready_timeout: float = 60.0) -> ServiceProcess:
+    def start(
+        command: str | Sequence[str],
+        *,
+        env: dict | None = None,
+        http_port: int | None = None,
+        name: str | None = None,
+        bootstrap: str | None = None,
+        wait_ready: bool = True,
+        ready_timeout: float = 60.0,
+    ) -> ServiceProcess:
         argv = [command] if isinstance(command, str) else list(command)
         base = name or Path(argv[0]).name
         label, n = base, 1

@@ -59,7 +59,7 @@ class ServiceSpec:
     command: Sequence[str]
     http_port: int
     env: dict[str, str] = field(default_factory=dict)
-    api_port: int | None = None   # a second port (API_PORT) for the service's own API
+    api_port: int | None = None  # a second port (API_PORT) for the service's own API
 
     @property
     def ports(self) -> list[int]:
@@ -81,8 +81,12 @@ def default_services() -> list[ServiceSpec]:
         ServiceSpec("assemble", ["pizza-assemble"], 8002, {"INSTANCE_ID": "assemble-0"}),
         ServiceSpec("bake", ["pizza-bake"], 8003, {"INSTANCE_ID": "bake-0"}),
         ServiceSpec("delivery", ["pizza-delivery"], 8004, {"INSTANCE_ID": "delivery-0"}),
-        ServiceSpec("webapp", ["pizza-webapp"], 8000,
-                    {"INSTANCE_ID": "webapp-0", "STATUS_URL": f"http://{HOST}:{STATUS_API_PORT}"}),
+        ServiceSpec(
+            "webapp",
+            ["pizza-webapp"],
+            8000,
+            {"INSTANCE_ID": "webapp-0", "STATUS_URL": f"http://{HOST}:{STATUS_API_PORT}"},
+        ),
     ]
 
 
@@ -123,10 +127,19 @@ class Shop:
     create_topics: create the shop's topics before starting the services.
     """
 
-    def __init__(self, services: Sequence[ServiceSpec] | None = None, *, bootstrap: str | None = None,
-                 kafka: LocalKafka | None = None, create_topics: bool = True, log_dir: Path | None = None,
-                 out: TextIO | None = None, color: bool | None = None,
-                 shutdown_timeout: float = SHUTDOWN_TIMEOUT, ready_timeout: float = 120.0):
+    def __init__(
+        self,
+        services: Sequence[ServiceSpec] | None = None,
+        *,
+        bootstrap: str | None = None,
+        kafka: LocalKafka | None = None,
+        create_topics: bool = True,
+        log_dir: Path | None = None,
+        out: TextIO | None = None,
+        color: bool | None = None,
+        shutdown_timeout: float = SHUTDOWN_TIMEOUT,
+        ready_timeout: float = 120.0,
+    ):
         self.specs = list(default_services() if services is None else services)
         self.bootstrap = bootstrap
         self.kafka = kafka
@@ -182,14 +195,26 @@ class Shop:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for spec in self.specs:
             # Loopback only: a development shop is not served to the whole network.
-            env = {"HTTP_HOST": HOST, "HTTP_PORT": str(spec.http_port), "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
-                   "LOG_FORMAT": "console", **self.credentials.get(spec.name, {}), **spec.env}
+            env = {
+                "HTTP_HOST": HOST,
+                "HTTP_PORT": str(spec.http_port),
+                "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+                "LOG_FORMAT": "console",
+                **self.credentials.get(spec.name, {}),
+                **spec.env,
+            }
             if spec.api_port:
                 env["API_PORT"] = str(spec.api_port)
             log_file = self.log_dir / f"{spec.name}.log"
             log_file.write_bytes(b"")
-            proc = ServiceProcess(spec.name, spec.command, env=env, http_port=spec.http_port,
-                                  log_file=log_file, on_line=self.out.printer(spec.name))
+            proc = ServiceProcess(
+                spec.name,
+                spec.command,
+                env=env,
+                http_port=spec.http_port,
+                log_file=log_file,
+                on_line=self.out.printer(spec.name),
+            )
             proc.start()
             self.processes[spec.name] = proc
             threading.Thread(target=self._watch, args=(proc,), name=f"watch-{spec.name}", daemon=True).start()
@@ -264,8 +289,10 @@ class Shop:
             # shop missing one kitchen step accepts orders that then stall for ever,
             # which is more confusing than a clear stop with the reason on screen. The
             # exit code tells scripts (and `make run`) that something went wrong.
-            self.say(f"{name} exited unexpectedly with code {value}: stopping the shop "
-                     f"(its output: {self.processes[name].log_file})")
+            self.say(
+                f"{name} exited unexpectedly with code {value}: stopping the shop "
+                f"(its output: {self.processes[name].log_file})"
+            )
             return 1
 
     def shutdown(self) -> None:
@@ -305,22 +332,39 @@ def load_services(path: Path) -> list[ServiceSpec]:
     """A service table from JSON: [{"name", "command": [...], "http_port", "env": {...}, "api_port"?}, ...]."""
     import json
 
-    return [ServiceSpec(d["name"], list(d["command"]), int(d["http_port"]), dict(d.get("env", {})),
-                        int(d["api_port"]) if d.get("api_port") else None)
-            for d in json.loads(Path(path).read_text())]
+    return [
+        ServiceSpec(
+            d["name"],
+            list(d["command"]),
+            int(d["http_port"]),
+            dict(d.get("env", {})),
+            int(d["api_port"]) if d.get("api_port") else None,
+        )
+        for d in json.loads(Path(path).read_text())
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local_kafka.shop", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", type=Path, default=None, help="the local broker's data (default .cache/kafka-data)")
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="the local broker's data (default .cache/kafka-data)"
+    )
     parser.add_argument("--kafka-port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--controller-port", type=int, default=DEFAULT_CONTROLLER_PORT)
     parser.add_argument("--show-kafka-log", action="store_true", help="also print the broker's own log")
-    parser.add_argument("--services", type=Path, default=None,
-                        help="a JSON service table instead of the shop's five services (for tests)")
+    parser.add_argument(
+        "--services",
+        type=Path,
+        default=None,
+        help="a JSON service table instead of the shop's five services (for tests)",
+    )
     parser.add_argument("--log-dir", type=Path, default=None, help="the services' logs (default .cache/shop-logs)")
-    parser.add_argument("--shutdown-timeout", type=float, default=SHUTDOWN_TIMEOUT,
-                        help="seconds each service has after SIGTERM before SIGKILL")
+    parser.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=SHUTDOWN_TIMEOUT,
+        help="seconds each service has after SIGTERM before SIGKILL",
+    )
     args = parser.parse_args(argv)
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None
     auth = os.environ.get("LOCAL_KAFKA_AUTH", "none")
@@ -329,11 +373,17 @@ def main(argv: list[str] | None = None) -> int:
     kafka = None
     if not bootstrap:
         default_data = cache_dir() / ("kafka-data-scram" if auth == "scram" else "kafka-data")
-        kafka = LocalKafka(args.kafka_port, args.controller_port, args.data_dir or default_data,
-                           show_log=args.show_kafka_log, auth=ScramAuth() if auth == "scram" else None)
+        kafka = LocalKafka(
+            args.kafka_port,
+            args.controller_port,
+            args.data_dir or default_data,
+            show_log=args.show_kafka_log,
+            auth=ScramAuth() if auth == "scram" else None,
+        )
     services = load_services(args.services) if args.services else None
-    return Shop(services, bootstrap=bootstrap, kafka=kafka, log_dir=args.log_dir,
-                shutdown_timeout=args.shutdown_timeout).run()
+    return Shop(
+        services, bootstrap=bootstrap, kafka=kafka, log_dir=args.log_dir, shutdown_timeout=args.shutdown_timeout
+    ).run()
 
 
 if __name__ == "__main__":

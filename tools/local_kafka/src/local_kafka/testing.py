@@ -46,20 +46,32 @@ def unique_name(prefix: str = "t", hint: str = "") -> str:
     return "-".join(p for p in (prefix, hint, uuid.uuid4().hex[:8]) if p)
 
 
-def create_topic(config: Mapping[str, Any], name: str, partitions: int = 6,
-                 topic_config: Mapping[str, str] | None = None, timeout: float = 30.0) -> str:
+def create_topic(
+    config: Mapping[str, Any],
+    name: str,
+    partitions: int = 6,
+    topic_config: Mapping[str, str] | None = None,
+    timeout: float = 30.0,
+) -> str:
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient(dict(config))
-    futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=-1,
-                                            config=dict(topic_config or {}))], request_timeout=timeout)
+    futures = admin.create_topics(
+        [NewTopic(name, num_partitions=partitions, replication_factor=-1, config=dict(topic_config or {}))],
+        request_timeout=timeout,
+    )
     futures[name].result(timeout=timeout)
     return name
 
 
-def read_records(config: Mapping[str, Any], topics: str | Sequence[str], *,
-                 until: Callable[[list[Record]], bool] | None = None, timeout: float = 30.0,
-                 isolation_level: str = "read_committed") -> list[Record]:
+def read_records(
+    config: Mapping[str, Any],
+    topics: str | Sequence[str],
+    *,
+    until: Callable[[list[Record]], bool] | None = None,
+    timeout: float = 30.0,
+    isolation_level: str = "read_committed",
+) -> list[Record]:
     """Read a topic (or topics) from the beginning, without a consumer group.
 
     until=None: read up to the end of every partition as of now (for read_committed,
@@ -70,14 +82,16 @@ def read_records(config: Mapping[str, Any], topics: str | Sequence[str], *,
     from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
     names = [topics] if isinstance(topics, str) else list(topics)
-    consumer = Consumer({
-        **dict(config),
-        "group.id": unique_name("reader"),  # never joined or committed: partitions are assigned
-        "enable.auto.commit": False,
-        "isolation.level": isolation_level,
-        "enable.partition.eof": True,
-        "auto.offset.reset": "earliest",
-    })
+    consumer = Consumer(
+        {
+            **dict(config),
+            "group.id": unique_name("reader"),  # never joined or committed: partitions are assigned
+            "enable.auto.commit": False,
+            "isolation.level": isolation_level,
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+        }
+    )
     records: list[Record] = []
     deadline = time.monotonic() + timeout
     try:
@@ -98,8 +112,9 @@ def read_records(config: Mapping[str, Any], topics: str | Sequence[str], *,
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 what = "the end of the topics" if until is None else "the condition"
-                raise RecordsTimeout(f"{names}: {what} not reached within {timeout:.0f} s; "
-                                     f"{len(records)} records read", records)
+                raise RecordsTimeout(
+                    f"{names}: {what} not reached within {timeout:.0f} s; {len(records)} records read", records
+                )
             msg = consumer.poll(min(0.5, remaining))
             if msg is None:
                 continue
@@ -111,12 +126,17 @@ def read_records(config: Mapping[str, Any], topics: str | Sequence[str], *,
             at_end.discard((msg.topic(), msg.partition()))
             key = msg.key()
             ts_type, ts = msg.timestamp()
-            records.append(Record(
-                topic=msg.topic(), partition=msg.partition(), offset=msg.offset(),
-                key=None if key is None else key.decode("utf-8", "replace"), value=msg.value(),
-                headers={k: (v or b"") for k, v in (msg.headers() or [])},
-                timestamp_ms=ts if ts_type else None,
-            ))
+            records.append(
+                Record(
+                    topic=msg.topic(),
+                    partition=msg.partition(),
+                    offset=msg.offset(),
+                    key=None if key is None else key.decode("utf-8", "replace"),
+                    value=msg.value(),
+                    headers={k: (v or b"") for k, v in (msg.headers() or [])},
+                    timestamp_ms=ts if ts_type else None,
+                )
+            )
     finally:
         consumer.close()
 
