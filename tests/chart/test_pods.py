@@ -49,10 +49,17 @@ def test_pod_security_and_hygiene(rendered):
             assert len(tmp) == 1 and "emptyDir" in volumes[tmp[0]["name"]], f"{where}: /tmp must be an emptyDir"
 
 
-def test_probes(rendered):
+def shop_deployments(rendered):
+    """(component, Deployment) of the shop's services (not the load generator)."""
     for d in rendered.of_kind("Deployment"):
-        where = f"{rendered.name} {d['metadata']['name']}"
         component = d["metadata"]["labels"]["app.kubernetes.io/component"]
+        if component in COMPONENTS:
+            yield component, d
+
+
+def test_probes(rendered):
+    for component, d in shop_deployments(rendered):
+        where = f"{rendered.name} {d['metadata']['name']}"
         (c,) = d["spec"]["template"]["spec"]["containers"]
         expected_ports = [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
         if component == "status":
@@ -72,8 +79,7 @@ def test_probes(rendered):
 def test_environment(rendered):
     values = rendered.values
     extra = {"KAFKA_" + k.replace(".", "_").upper() for k in values["kafka"].get("config", {})}
-    for d in rendered.of_kind("Deployment"):
-        component = d["metadata"]["labels"]["app.kubernetes.io/component"]
+    for component, d in shop_deployments(rendered):
         where = f"{rendered.name} {component}"
         pod = d["spec"]["template"]["spec"]
         (c,) = pod["containers"]

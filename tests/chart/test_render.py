@@ -12,7 +12,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-from chart_helpers import CHART, KUBE_VERSION, VALUES_CASES, VALUES_IDS, helm, schemas_dir
+from chart_helpers import CHART, KUBE_VERSION, VALUES_CASES, VALUES_IDS, chart_values, helm, schemas_dir
 
 CRD_FILES = {
     ("kafka.strimzi.io", "Kafka"): "strimzi-1.2.0/040-Crd-kafka.yaml",
@@ -125,3 +125,14 @@ def test_every_values_file_switches_on_something_and_all_features_are_covered(al
     assert auth == {"none", "scram-sha-512", "tls"}
     assert any(not r.values["strimzi"]["enabled"] for r in all_rendered), "no values set without Strimzi"
     assert any(r.values["kafka"]["tls"]["enabled"] for r in all_rendered), "no values set with SASL_SSL"
+
+
+def test_templates_name_no_component():
+    """One generic set of templates: whatever differs between components (env, volumes, ports
+    and who may reach them, Kafka usage, the front door) is in values.yaml."""
+    names = set(chart_values(None)["components"])
+    for path in sorted((CHART / "templates").rglob("*")):
+        if path.is_file():
+            text = path.read_text()
+            named = sorted(n for n in names if f'"{n}"' in text or f"components.{n}" in text)
+            assert not named, f"{path.relative_to(CHART)} names the components {named}"

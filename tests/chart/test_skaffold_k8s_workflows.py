@@ -77,7 +77,7 @@ def test_skaffold_sets_each_components_image_from_its_artifact():
         # but the key must be one the schema accepts.
         assert leaf in ("repository", "tag")
     schema = json.loads((CHART / "values.schema.json").read_text())
-    image_props = schema["definitions"]["component"]["properties"]["image"]["properties"]
+    image_props = schema["$defs"]["component"]["properties"]["image"]["properties"]
     assert {"repository", "tag"} <= set(image_props)
 
 

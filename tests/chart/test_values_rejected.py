@@ -71,6 +71,22 @@ BAD_VALUES = {
         {"components": {"webapp": {"pdb": {"minAvailable": 1}}}},
         ["components.webapp.pdb: set only one of maxUnavailable and minAvailable"],
     ),
+    "kafka usage in default": (
+        {"default": {"kafka": {"consumes": [], "writes": [], "joinsGroup": False}}},
+        ["/default/kafka", "'not' failed"],
+    ),
+    "env entry neither a value nor a source": (
+        {"components": {"loadgen": {"env": {"TARGET_URL": {"value": "http://x"}}}}},
+        ["/components/loadgen/env/TARGET_URL", "missing property 'valueFrom'"],
+    ),
+    "volume without a mount path": (
+        {"components": {"webapp": {"volumes": {"cache": {"emptyDir": {}}}}}},
+        ["/components/webapp/volumes/cache", "missing property 'mountPath'"],
+    ),
+    "unknown client of a port": (
+        {"components": {"status": {"clients": {"api": ["webapp", "pizzaiolo"]}}}},
+        ["/components/status/clients/api/1", "value must be one of"],
+    ),
     "kitchen replicas above the partitions": (
         {"components": {"assemble": {"replicas": 7}}},
         ["components.assemble.replicas (7) is above topics.partitions (6)"],

@@ -76,16 +76,52 @@ Returns YAML; use with fromYaml.
 {{- include "pizza-shop.deepMerge" (dict "base" .root.Values.default "over" $c) }}
 {{- end }}
 
-{{/* Names of the enabled components, in a stable order, as a YAML list. */}}
+{{/* Names of the enabled components, sorted, as a YAML list. */}}
 {{- define "pizza-shop.enabledComponents" -}}
 {{- $names := list }}
-{{- range $name := list "webapp" "status" "assemble" "bake" "delivery" }}
-{{- $c := index $.Values.components $name }}
+{{- range $name, $c := .Values.components }}
 {{- if $c.enabled }}
 {{- $names = append $names $name }}
 {{- end }}
 {{- end }}
 {{- toYaml $names }}
+{{- end }}
+
+{{/*
+A string of values rendered as a template when it holds one ("{{ ... }}"), so
+that values can name the release's objects. Call with (dict "root" $ "value" v).
+*/}}
+{{- define "pizza-shop.tpl" -}}
+{{- $v := toString .value }}
+{{- if contains "{{" $v }}{{ tpl $v .root }}{{ else }}{{ $v }}{{ end }}
+{{- end }}
+
+{{/*
+URL of component .name's port .port inside the cluster: the Service's http
+port, or its port of that name. Used by values (STATUS_URL, TARGET_URL).
+*/}}
+{{- define "pizza-shop.url" -}}
+{{- $c := include "pizza-shop.component" (dict "root" .root "name" .name) | fromYaml }}
+{{- $port := get $c.ports .port }}
+{{- if eq .port "http" }}{{ $port = $c.service.port }}{{ end }}
+{{- if not $port }}
+{{- fail (printf "components.%s has no port %s" .name .port) }}
+{{- end }}
+{{- printf "http://%s:%d" (include "pizza-shop.componentName" (dict "root" .root "name" .name)) (int $port) }}
+{{- end }}
+
+{{/*
+The shop's front door: the enabled component with public: true (the webapp).
+The Ingress, the helm test and NOTES point at it; "" when it is disabled.
+*/}}
+{{- define "pizza-shop.frontDoor" -}}
+{{- $found := "" }}
+{{- range $name := include "pizza-shop.enabledComponents" . | fromYamlArray }}
+{{- if and (not $found) (index $.Values.components $name).public }}
+{{- $found = $name }}
+{{- end }}
+{{- end }}
+{{- $found }}
 {{- end }}
 
 {{- define "pizza-shop.image" -}}
@@ -130,6 +166,42 @@ Returns YAML; use with fromYaml.
 {{- .Values.kafka.tls.caSecret | default (printf "%s-cluster-ca-cert" .Values.strimzi.clusterName) }}
 {{- end }}
 
+{{/*
+Ports of the Kafka brokers, as a YAML list: networkPolicy.kafkaPorts, else the
+Strimzi listener ports, else the ports named in kafka.bootstrapServers.
+*/}}
+{{- define "pizza-shop.kafkaPorts" -}}
+{{- $ports := .Values.networkPolicy.kafkaPorts }}
+{{- if not $ports }}
+{{- if .Values.strimzi.enabled }}
+{{- $ports = list .Values.strimzi.listeners.plainPort .Values.strimzi.listeners.tlsPort }}
+{{- else }}
+{{- range $server := splitList "," (include "pizza-shop.bootstrapServers" .) }}
+{{- $port := regexFind "[0-9]+$" (trim $server) }}
+{{- if not $port }}
+{{- fail (printf "kafka.bootstrapServers: %q has no port; write host:port (or set networkPolicy.kafkaPorts)" (trim $server)) }}
+{{- end }}
+{{- $ports = append $ports (int $port) }}
+{{- end }}
+{{- $ports = uniq $ports }}
+{{- end }}
+{{- end }}
+{{- toYaml $ports }}
+{{- end }}
+
+{{/* The Kafka brokers as NetworkPolicy peers (YAML list): networkPolicy.kafkaTo, else the Strimzi cluster's pods; [] = anywhere. */}}
+{{- define "pizza-shop.kafkaPeers" -}}
+{{- $peers := .Values.networkPolicy.kafkaTo }}
+{{- if and (not $peers) .Values.strimzi.enabled }}
+{{- $peer := dict "podSelector" (dict "matchLabels" (dict "strimzi.io/cluster" .Values.strimzi.clusterName "strimzi.io/kind" "Kafka" "strimzi.io/name" (printf "%s-kafka" .Values.strimzi.clusterName))) }}
+{{- if .Values.strimzi.kafkaNamespace }}
+{{- $_ := set $peer "namespaceSelector" (dict "matchLabels" (dict "kubernetes.io/metadata.name" .Values.strimzi.kafkaNamespace)) }}
+{{- end }}
+{{- $peers = list $peer }}
+{{- end }}
+{{- toYaml ($peers | default list) }}
+{{- end }}
+
 {{/* Kafka user (and the Secret Strimzi makes for it) of component .name. */}}
 {{- define "pizza-shop.kafkaUser" -}}
 {{- include "pizza-shop.componentName" . }}
@@ -140,8 +212,9 @@ Returns YAML; use with fromYaml.
 {{- $partitions := int .Values.topics.partitions }}
 {{- range $name, $raw := .Values.components }}
 {{- $c := include "pizza-shop.component" (dict "root" $ "name" $name) | fromYaml }}
+{{- $k := $c.kafka | default dict }}
 {{- if and $c.enabled $c.autoscaling.enabled }}
-{{- if not (and $c.kafka.group $c.kafka.joinsGroup) }}
+{{- if not (and $k.group $k.joinsGroup) }}
 {{- fail (printf "components.%s.autoscaling: lag-based autoscaling needs a consumer group that it joins (kafka.group, kafka.joinsGroup); %s has none" $name $name) }}
 {{- end }}
 {{- if gt (int $c.autoscaling.maxReplicas) $partitions }}
@@ -151,13 +224,13 @@ Returns YAML; use with fromYaml.
 {{- fail (printf "components.%s.autoscaling.minReplicas (%d) is above maxReplicas (%d)" $name (int $c.autoscaling.minReplicas) (int $c.autoscaling.maxReplicas)) }}
 {{- end }}
 {{- end }}
-{{- if and $c.enabled $c.kafka.group $c.kafka.joinsGroup (gt (int $c.replicas) $partitions) }}
+{{- if and $c.enabled $k.group $k.joinsGroup (gt (int $c.replicas) $partitions) }}
 {{- fail (printf "components.%s.replicas (%d) is above topics.partitions (%d): replicas beyond the partition count would sit idle" $name (int $c.replicas) $partitions) }}
 {{- end }}
 {{- if and $c.pdb.enabled (not (kindIs "invalid" $c.pdb.maxUnavailable)) (not (kindIs "invalid" $c.pdb.minAvailable)) }}
 {{- fail (printf "components.%s.pdb: set only one of maxUnavailable and minAvailable" $name) }}
 {{- end }}
-{{- range $topic := concat $c.kafka.consumes $c.kafka.writes }}
+{{- range $topic := concat ($k.consumes | default list) ($k.writes | default list) }}
 {{- if not (hasKey $.Values.topics.items $topic) }}
 {{- fail (printf "components.%s.kafka: topic %s is not in topics.items" $name $topic) }}
 {{- end }}
@@ -171,18 +244,7 @@ Returns YAML; use with fromYaml.
 {{- end }}
 {{- end }}
 
-{{/* An HTTP probe on the http port from a probes.<kind> block. */}}
-{{- define "pizza-shop.probe" -}}
-httpGet:
-  path: {{ .path }}
-  port: http
-initialDelaySeconds: {{ .initialDelaySeconds }}
-periodSeconds: {{ .periodSeconds }}
-timeoutSeconds: {{ .timeoutSeconds }}
-failureThreshold: {{ .failureThreshold }}
-{{- end }}
-
-{{/* The webapp's SECRET_KEY. */}}
+{{/* The Secret holding the session signing key (SECRET_KEY in the front door's env names it). */}}
 {{- define "pizza-shop.secretKeyName" -}}
 {{- .Values.secretKey.existingSecret | default (printf "%s-secret-key" (include "pizza-shop.fullname" .)) }}
 {{- end }}
