@@ -10,7 +10,7 @@ HELM_VERSION := v3.22.0
 ACTIONLINT_VERSION := v1.7.7
 export PATH := $(TOOLS_BIN):$(PATH)
 
-.PHONY: help venv run kafka topics test test-fast lint images tools bench chaos clean
+.PHONY: help venv run kafka topics test test-fast lint images tools bench chaos load clean
 
 help:
 	@echo "make run        the whole shop locally (Kafka + five services), http://127.0.0.1:8000"
@@ -24,6 +24,7 @@ help:
 	@echo "make lint       ruff"
 	@echo "make bench      benchmarks on a local broker, numbers printed (ARGS=--quick, see docs/benchmarks.md)"
 	@echo "make chaos      the kitchen under kill -9, a broker restart and SIGSTOP: stall and recovery times printed"
+	@echo "make load       Locust customers against the shop of make run (TARGET_URL elsewhere; ARGS=\"--users 50 --run-time 5m\")"
 
 $(VENV)/.installed: $(foreach p,$(PACKAGES),$(p)/pyproject.toml) requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -69,6 +70,10 @@ bench: venv
 # The fault scenario of tests/faults as a program: figures printed, exit 1 if an order was lost or repeated.
 chaos: venv
 	$(PY) -m benchmarks.faults $(ARGS)
+
+# Load generator (services/loadgen): progress while it runs, then the latency/throughput summary.
+load: venv
+	$(VENV)/bin/pizza-loadgen $(ARGS)
 
 clean:
 	rm -rf $(VENV) .cache/kafka-data

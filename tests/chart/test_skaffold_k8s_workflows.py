@@ -44,8 +44,9 @@ def artifact_var(image: str) -> str:
 
 
 def test_skaffold_artifacts_are_the_service_dockerfiles():
-    dockerfiles = sorted(p.relative_to(REPO).as_posix() for p in REPO.glob("services/*/Dockerfile"))
-    assert dockerfiles == sorted(f"services/{c}/Dockerfile" for c in COMPONENTS)
+    # The shop's components; the load generator (off by default) is built on demand.
+    dockerfiles = sorted(f"services/{c}/Dockerfile" for c in COMPONENTS)
+    assert all((REPO / d).is_file() for d in dockerfiles)
     artifacts = SKAFFOLD["build"]["artifacts"]
     assert sorted(a["docker"]["dockerfile"] for a in artifacts) == dockerfiles
     values = chart_values(None)
