@@ -4,28 +4,28 @@ Service, no probes, no Kafka, egress only to DNS and the webapp)."""
 
 from __future__ import annotations
 
-from chart_helpers import CI_VALUES, RELEASE, helm, parse_manifests, render, template_args
+from chart_helpers import CI_VALUES, RELEASE, Rendered, helm, parse_manifests, render, template_args
 
 NAME = f"{RELEASE}-loadgen"
 
 
-def with_loadgen():
+def with_loadgen() -> Rendered:
     (values,) = [p for p in CI_VALUES if render(p).values["components"]["loadgen"]["enabled"]]
     return render(values)
 
 
-def objects_of(rendered, name=NAME):
+def objects_of(rendered: Rendered, name: str = NAME) -> set[str]:
     return {d["kind"] for d in rendered.docs if d["metadata"]["name"] in (name, f"{name}-env")}
 
 
-def test_off_by_default():
+def test_off_by_default() -> None:
     r = render(None)
     assert r.values["components"]["loadgen"]["enabled"] is False
     assert not objects_of(r)
     assert not [d for d in r.docs if d["metadata"]["labels"].get("app.kubernetes.io/component") == "loadgen"]
 
 
-def test_a_deployment_that_drives_the_webapp_service():
+def test_a_deployment_that_drives_the_webapp_service() -> None:
     r = with_loadgen()
     assert objects_of(r) == {"ServiceAccount", "ConfigMap", "Deployment", "NetworkPolicy"}
     pod = r.get("Deployment", NAME)["spec"]["template"]["spec"]
@@ -46,7 +46,7 @@ def test_a_deployment_that_drives_the_webapp_service():
     assert "loadgen" not in monitor["spec"]["selector"]["matchExpressions"][0]["values"]
 
 
-def test_network_policy_lets_it_reach_only_dns_and_the_webapp():
+def test_network_policy_lets_it_reach_only_dns_and_the_webapp() -> None:
     r = with_loadgen()
     by_component = {p["metadata"]["labels"]["app.kubernetes.io/component"]: p for p in r.of_kind("NetworkPolicy")}
     spec = by_component["loadgen"]["spec"]

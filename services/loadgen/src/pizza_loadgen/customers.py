@@ -92,7 +92,7 @@ class Customer(HttpUser):
         name = f"customer-{uuid.uuid4().hex[:8]}"
         with self.client.post("/api/login", json={"username": name}, catch_response=True) as reply:
             if reply.status_code != 200:
-                reply.failure(f"login: {reply.status_code} {reply.text[:200]}")
+                reply.failure(f"login: {what_went_wrong(reply)}")
                 return
         self.wait()
         menu = self.client.get("/api/menu").json()
@@ -112,7 +112,7 @@ class Customer(HttpUser):
     def order(self, pizza: dict) -> str | None:
         with self.client.post("/api/orders", json=pizza, catch_response=True) as reply:
             if reply.status_code != 201:
-                reply.failure(f"order: {reply.status_code} {reply.text[:200]}")
+                reply.failure(f"order: {what_went_wrong(reply)}")
                 return None
             return reply.json()["order_id"]
 
@@ -128,7 +128,7 @@ class Customer(HttpUser):
                 if reply.status_code == 200:
                     order = reply.json()
                 else:
-                    reply.failure(f"order page: {reply.status_code} {reply.text[:200]}")
+                    reply.failure(f"order page: {what_went_wrong(reply)}")
             status = order.get("status", 0)
             if status == STATUS_DELIVERED:
                 break
@@ -148,6 +148,13 @@ class Customer(HttpUser):
             exception=error,
             context={},
         )
+
+
+def what_went_wrong(reply: Any) -> str:
+    """The status and the shop's error text, or the connection error when there was no answer."""
+    if not reply.status_code:
+        return f"no answer: {reply.error}"
+    return f"{reply.status_code} {reply.text[:200]}"
 
 
 def choose_pizza(menu: dict) -> dict:
