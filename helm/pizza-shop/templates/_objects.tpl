@@ -52,7 +52,7 @@ spec:
     matchLabels:
       {{- include "pizza-shop.componentSelectorLabels" . | nindent 6 }}
   template:
-    {{- include "pizza-shop.podTemplate" . | nindent 4 }}
+    {{- include "pizza-shop.podTemplate" . | trim | nindent 4 }}
 {{- end }}
 
 {{/* A Service for a component with ports: http on service.port, every other port on its own number. */}}
