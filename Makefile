@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-PACKAGES := libs/kafka_common tools/local_kafka $(wildcard services/*)
+PACKAGES := libs/kafka_common $(wildcard tools/*) $(wildcard services/*)
 # Go tools (helm, actionlint) are built from source into the repo's cache.
 TOOLS_BIN := $(CURDIR)/.cache/bin
 HELM_VERSION := v3.22.0
@@ -34,7 +34,7 @@ $(VENV)/.installed: $(foreach p,$(PACKAGES),$(p)/pyproject.toml) requirements-de
 venv: $(VENV)/.installed
 
 run: venv
-	$(PY) -m local_kafka.shop
+	$(PY) -m shop_launcher
 
 kafka: venv
 	$(PY) -m local_kafka

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 DEFAULT_BOOTSTRAP = "localhost:9092"
 # KAFKA_* variables that are not librdkafka properties.
-NOT_CLIENT_PROPERTIES = frozenset({"KAFKA_CONFIG_FILE", "KAFKA_HOME", "KAFKA_TIME_SCALE"})
+NOT_CLIENT_PROPERTIES = frozenset({"KAFKA_CONFIG_FILE", "KAFKA_HOME"})
 
 
 class ConfigError(Exception):

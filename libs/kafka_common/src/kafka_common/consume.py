@@ -35,17 +35,18 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from kafka_common import events, metrics, topics
+from kafka_common import events, metrics
 from kafka_common.bounded import EXIT_WEDGED, KafkaCalls
 from kafka_common.clients import ClientErrors, build_consumer, build_producer
 from kafka_common.config import ClientConfig
 from kafka_common.dead_letters import dead_letter
 from kafka_common.dedupe import DoneOrders
 from kafka_common.health import Health
-from kafka_common.kitchen import Step
 from kafka_common.lag import STATS_INTERVAL_MS, LagStats
 from kafka_common.logging import event_context, get_logger, record_fields
 from kafka_common.receiving import by_topic, describe, receiving, record_key
+from kafka_common.shop import topics
+from kafka_common.shop.kitchen import Step
 from kafka_common.transactions import Batch, Checkpoint, ClientWedged, Outcome, OutputRecord, TransactionFenced
 from kafka_common.usage import CLASSIC_ASSIGNORS, KafkaUsage, instance_id
 

@@ -11,7 +11,7 @@ import re
 import socket
 from dataclasses import dataclass
 
-from kafka_common import topics
+from kafka_common.shop import topics
 
 # Partition assignors. With the KIP-848 consumer group protocol (the default, see
 # consume.py) the broker assigns: "uniform" spreads partitions evenly, "range" gives

@@ -10,8 +10,8 @@ import json
 import threading
 import time
 
-from kafka_common import topics
 from kafka_common.logging import get_logger
+from kafka_common.shop import topics
 
 
 class RevocationFailed(Exception):
@@ -53,7 +53,7 @@ class RevokedSessions:
 
 # The shared record: one small topic that only the webapp writes and reads. Key and value
 # are the revoked session id and until when (epoch seconds); nothing else about the customer.
-LOGOUTS_TOPIC = topics.PIZZA_LOGOUTS  # created with the shop's other topics (kafka_common.topics)
+LOGOUTS_TOPIC = topics.PIZZA_LOGOUTS  # created with the shop's other topics (kafka_common.shop.topics)
 PUBLISH_TIMEOUT_S = 4.0
 
 

@@ -24,7 +24,7 @@ import tempfile
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from kafka_common import topics
+from kafka_common.shop import components, topics
 from kafka_common.usage import KafkaUsage
 from pizza_webapp.revocation import LOGOUTS_TOPIC
 
@@ -39,8 +39,8 @@ KAFKA_USAGE = KafkaUsage(
     dead_letters=False,
 )
 
-DEFAULT_HTTP_PORT = 8000
-DEFAULT_STATUS_URL = "http://127.0.0.1:8011"
+DEFAULT_HTTP_PORT = components.BY_NAME["webapp"].http_port
+DEFAULT_STATUS_URL = components.STATUS_API_URL
 GRACEFUL_TIMEOUT_S = 20
 
 
@@ -289,7 +289,7 @@ def _child_exit(server, worker) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
-def serve() -> int:
+def run_gunicorn() -> int:
     metrics_dir = _prepare_metrics_dir()  # before anything imports prometheus_client
 
     from kafka_common.config import check_client_config, load_client_config
@@ -322,4 +322,4 @@ def serve() -> int:
 def main() -> None:
     from kafka_common.config import run_main
 
-    run_main(serve)
+    run_main(run_gunicorn)

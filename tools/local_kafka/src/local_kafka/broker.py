@@ -675,8 +675,8 @@ class LocalKafka:
         return proc.returncode
 
     def create_topics(self, partitions: int | None = None) -> dict[str, str]:
-        """The shop's topics (kafka_common.topics.create_topics): {topic: "created"|"exists"}."""
-        from kafka_common.topics import DEFAULT_PARTITIONS, create_topics
+        """The shop's topics (kafka_common.shop.topics.create_topics): {topic: "created"|"exists"}."""
+        from kafka_common.shop.topics import DEFAULT_PARTITIONS, create_topics
 
         return create_topics(self.admin_config(), partitions or DEFAULT_PARTITIONS)
 

@@ -14,10 +14,11 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
-from kafka_common.topics import TOPICS
+from kafka_common.shop.components import STATUS_API_URL
+from kafka_common.shop.topics import TOPICS
 from local_kafka.broker import free_port, port_is_free
-from local_kafka.process import ServiceProcess
-from local_kafka.shop import Output, default_services
+from shop_launcher.launcher import Output, default_services
+from shop_testing.process import ServiceProcess
 
 STANDIN = str(Path(__file__).with_name("standin_service.py"))
 
@@ -41,7 +42,7 @@ def launcher(tmp_path, table, *args, env):
         [
             sys.executable,
             "-m",
-            "local_kafka.shop",
+            "shop_launcher",
             "--services",
             str(table),
             "--log-dir",
@@ -162,6 +163,6 @@ def test_default_service_table_matches_the_design():
         "delivery": 8004,
     }
     assert {n: list(s.command) for n, s in table.items()} == {n: [f"pizza-{n}"] for n in table}
-    assert table["webapp"].env["STATUS_URL"] == "http://127.0.0.1:8011"  # status's query API
+    assert STATUS_API_URL == "http://127.0.0.1:8011"  # the webapp's default STATUS_URL: status's query API
     assert table["status"].api_port == 8011
     assert {n: s.env["INSTANCE_ID"] for n, s in table.items()} == {n: f"{n}-0" for n in table}

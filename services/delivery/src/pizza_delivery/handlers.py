@@ -8,13 +8,14 @@ such a delivery takes twice as long.
 
 import time
 
-from kafka_common import topics
 from kafka_common.app import App
 from kafka_common.config import env_number
-from kafka_common.events import Event, PizzaBaked, PizzaOrdered, PizzaStatus
-from kafka_common.kitchen import Step
+from kafka_common.events import Event
 from kafka_common.logging import get_logger
-from kafka_common.menu import STATUS_DELIVERED, STATUS_DELIVERY_UNRESOLVED
+from kafka_common.shop import topics
+from kafka_common.shop.events import PizzaBaked, PizzaOrdered, PizzaStatus
+from kafka_common.shop.kitchen import Step
+from kafka_common.shop.status import STATUS_DELIVERED, STATUS_DELIVERY_UNRESOLVED
 from kafka_common.usage import RANGE, KafkaUsage
 
 KAFKA_USAGE = KafkaUsage(
@@ -28,7 +29,7 @@ KAFKA_USAGE = KafkaUsage(
     # warnings are useful.
     assignment=RANGE,
 )
-app = App(KAFKA_USAGE, http_port=8004)
+app = App(KAFKA_USAGE)
 log = get_logger("delivery")
 
 

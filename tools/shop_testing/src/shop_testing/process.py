@@ -1,6 +1,6 @@
 """One service as a real OS process: started with env overrides, its output in a file.
 
-Used by the `make run` launcher (local_kafka.shop) and by the pytest fixtures:
+Used by the pytest fixtures (shop_testing.pytest_plugin) and the benchmarks:
 
     proc = ServiceProcess("bake", ["pizza-bake"], env={"KITCHEN_TIME_SCALE": "0"},
                           http_port=8003, log_file=Path("bake.log")).start()

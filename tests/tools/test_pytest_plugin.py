@@ -28,7 +28,7 @@ def test_failed_test_report_shows_the_service_output_and_teardown_stops_it(tmp_p
             "-m",
             "pytest",
             "-p",
-            "local_kafka.pytest_plugin",
+            "shop_testing.pytest_plugin",
             "-p",
             "no:cacheprovider",
             f"--basetemp={tmp_path / 'base'}",

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from local_kafka.broker import free_port, port_is_free
-from local_kafka.process import ServiceNotReady, ServiceProcess
+from shop_testing.process import ServiceNotReady, ServiceProcess
 
 STANDIN = str(Path(__file__).with_name("standin_service.py"))
 

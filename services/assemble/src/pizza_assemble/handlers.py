@@ -1,10 +1,11 @@
 """Assemble: a pizza-ordered event becomes an assembled pizza, sent on to the oven."""
 
-from kafka_common import topics
 from kafka_common.app import App
-from kafka_common.events import Event, PizzaAssembled, PizzaOrdered, PizzaStatus
-from kafka_common.kitchen import Step
-from kafka_common.menu import STATUS_IN_OVEN
+from kafka_common.events import Event
+from kafka_common.shop import topics
+from kafka_common.shop.events import PizzaAssembled, PizzaOrdered, PizzaStatus
+from kafka_common.shop.kitchen import Step
+from kafka_common.shop.status import STATUS_IN_OVEN
 from kafka_common.usage import KafkaUsage
 
 KAFKA_USAGE = KafkaUsage(
@@ -14,7 +15,7 @@ KAFKA_USAGE = KafkaUsage(
     group="pizza-assemble",
     transactional=True,
 )
-app = App(KAFKA_USAGE, http_port=8002)
+app = App(KAFKA_USAGE)
 
 
 def assembling_seconds(order: PizzaOrdered) -> int:

@@ -6,9 +6,9 @@ import socket
 import pytest
 from confluent_kafka import KafkaException, Producer
 
-from kafka_common.topics import TOPICS, create_topics
+from kafka_common.shop.topics import TOPICS, create_topics
 from local_kafka.broker import KafkaStartError, LocalKafka, port_is_free
-from local_kafka.testing import read_records
+from shop_testing.helpers import read_records
 
 
 def produce(config, topic, items, **extra):

@@ -1,6 +1,6 @@
 """`make run`: the whole shop in one terminal, as honcho/foreman would run it.
 
-    python -m local_kafka.shop [--data-dir .cache/kafka-data] [--show-kafka-log]
+    python -m shop_launcher [--data-dir .cache/kafka-data] [--show-kafka-log]
 
 LOCAL_KAFKA_AUTH=scram: the local broker authorizes (SASL/SCRAM, ACLs; data in
 .cache/kafka-data-scram) and each service connects as its own user with the
@@ -10,7 +10,7 @@ every KAFKA_* variable is a librdkafka property to the services.)
 1. Kafka: the local broker on 127.0.0.1:9092 (data in .cache/kafka-data, its
    log in .cache/kafka-data/broker.log), unless KAFKA_BOOTSTRAP_SERVERS is set:
    then that cluster is used (with every other KAFKA_* setting) and nothing starts.
-2. The shop's topics (kafka_common.topics.create_topics; re-runnable).
+2. The shop's topics (kafka_common.shop.topics.create_topics; re-runnable).
 3. The five services by their console scripts from this venv, their output
    interleaved, each line prefixed with the service's name; the service logs
    (without prefix) also go to .cache/shop-logs/<name>.log.
@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from kafka_common.shop import components
 from local_kafka.broker import (
     DEFAULT_CONTROLLER_PORT,
     DEFAULT_PORT,
@@ -48,7 +49,7 @@ from local_kafka.broker import (
     cache_dir,
     port_is_free,
 )
-from local_kafka.process import ServiceProcess
+from shop_testing.process import ServiceProcess
 
 SHUTDOWN_TIMEOUT = 20.0  # per service, after SIGTERM; longer than any graceful shutdown should take
 
@@ -66,27 +67,16 @@ class ServiceSpec:
         return [self.http_port] + ([self.api_port] if self.api_port else [])
 
 
-STATUS_API_PORT = 8011
-
-
 def default_services() -> list[ServiceSpec]:
-    """The five services, ports and env of DESIGN.md ("Running it").
+    """The shop's services with their local ports (kafka_common.shop.components).
 
     INSTANCE_ID: one stable slot per replica (name-0), as a pod name is in
     Kubernetes; a restarted shop reuses it, so its kitchens fence their predecessors'
-    transactions at once. STATUS_URL is the status query API (its API_PORT).
+    transactions at once. The webapp's STATUS_URL default is status's query API.
     """
     return [
-        ServiceSpec("status", ["pizza-status"], 8001, {"INSTANCE_ID": "status-0"}, api_port=STATUS_API_PORT),
-        ServiceSpec("assemble", ["pizza-assemble"], 8002, {"INSTANCE_ID": "assemble-0"}),
-        ServiceSpec("bake", ["pizza-bake"], 8003, {"INSTANCE_ID": "bake-0"}),
-        ServiceSpec("delivery", ["pizza-delivery"], 8004, {"INSTANCE_ID": "delivery-0"}),
-        ServiceSpec(
-            "webapp",
-            ["pizza-webapp"],
-            8000,
-            {"INSTANCE_ID": "webapp-0", "STATUS_URL": f"http://{HOST}:{STATUS_API_PORT}"},
-        ),
+        ServiceSpec(c.name, [c.console_script], c.http_port, {"INSTANCE_ID": f"{c.name}-0"}, api_port=c.api_port)
+        for c in components.COMPONENTS
     ]
 
 
@@ -173,7 +163,7 @@ class Shop:
 
     def make_topics(self) -> None:
         from kafka_common.config import kafka_client_config
-        from kafka_common.topics import create_topics
+        from kafka_common.shop.topics import create_topics
 
         config = kafka_client_config()
         config["bootstrap.servers"] = self.bootstrap
@@ -345,7 +335,7 @@ def load_services(path: Path) -> list[ServiceSpec]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m local_kafka.shop", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m shop_launcher", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--data-dir", type=Path, default=None, help="the local broker's data (default .cache/kafka-data)"
     )

@@ -1,12 +1,12 @@
 """pytest fixtures for tests against a real Kafka broker and real service processes.
 
-Loaded by the repository's conftest.py (pytest_plugins = ["local_kafka.pytest_plugin"]).
+Loaded by the repository's conftest.py (pytest_plugins = ["shop_testing.pytest_plugin"]).
 
 Brokers
     kafka_bootstrap (session) -> str
         "127.0.0.1:<port>" of ONE local broker for the whole test session (free
         ports, temporary data dir), with the shop's topics created once
-        (kafka_common.topics.create_topics). If KAFKA_BOOTSTRAP_SERVERS is set,
+        (kafka_common.shop.topics.create_topics). If KAFKA_BOOTSTRAP_SERVERS is set,
         that cluster is used instead and no broker is started (topics are still
         created if missing; other KAFKA_* variables apply, see kafka_config).
         The broker is started lazily: only sessions that use it pay ~5-10 s.
@@ -35,7 +35,7 @@ Processes
         proc.log_tail(), proc.wait_for_log(regex)). At test end every process is
         stopped (SIGTERM, then SIGKILL after 15 s); when a test fails, the tail of
         each process's output is added to the report as a section.
-        See local_kafka.process.ServiceProcess for terminate()/kill()/wait().
+        See shop_testing.process.ServiceProcess for terminate()/kill()/wait().
 
 Names and records
     unique_name (function) -> factory
@@ -64,9 +64,9 @@ from pathlib import Path
 import pytest
 
 from local_kafka.broker import LocalKafka, free_port
-from local_kafka.process import ServiceProcess
-from local_kafka.testing import create_topic, read_records
-from local_kafka.testing import unique_name as _unique_name
+from shop_testing.helpers import create_topic, read_records
+from shop_testing.helpers import unique_name as _unique_name
+from shop_testing.process import ServiceProcess
 
 _PROCESSES = pytest.StashKey[list]()
 
@@ -90,7 +90,7 @@ def kafka_bootstrap():
 
 def _create_shop_topics(overrides: dict) -> None:
     from kafka_common.config import kafka_client_config
-    from kafka_common.topics import create_topics
+    from kafka_common.shop.topics import create_topics
 
     create_topics({**kafka_client_config(), **overrides})
 

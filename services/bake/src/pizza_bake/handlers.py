@@ -1,10 +1,11 @@
 """Bake: an assembled pizza goes into the oven and comes out ready for delivery."""
 
-from kafka_common import topics
 from kafka_common.app import App
-from kafka_common.events import Event, PizzaAssembled, PizzaBaked, PizzaStatus
-from kafka_common.kitchen import Step
-from kafka_common.menu import STATUS_OUT_FOR_DELIVERY
+from kafka_common.events import Event
+from kafka_common.shop import topics
+from kafka_common.shop.events import PizzaAssembled, PizzaBaked, PizzaStatus
+from kafka_common.shop.kitchen import Step
+from kafka_common.shop.status import STATUS_OUT_FOR_DELIVERY
 from kafka_common.usage import KafkaUsage
 
 KAFKA_USAGE = KafkaUsage(
@@ -14,7 +15,7 @@ KAFKA_USAGE = KafkaUsage(
     group="pizza-bake",
     transactional=True,
 )
-app = App(KAFKA_USAGE, http_port=8003)
+app = App(KAFKA_USAGE)
 
 
 def baking_seconds(pizza: PizzaAssembled) -> int:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import requests
 
-from kafka_common.menu import CHEESES, EXTRA_TOPPINGS, MAIN_TOPPINGS, SAUCES, STATUS_DELIVERED
+from kafka_common.shop.menu import CHEESES, EXTRA_TOPPINGS, MAIN_TOPPINGS, SAUCES
+from kafka_common.shop.status import STATUS_DELIVERED
 
 
 def pizza(n: int) -> dict:
