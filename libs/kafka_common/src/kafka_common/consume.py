@@ -309,7 +309,7 @@ class KitchenLoop:
             now = time.monotonic()
             seconds = max(0.0, step.seconds * self.time_scale)
             if step.started:
-                self.log.info(step.started.format(seconds=_seconds(seconds)))
+                self.log.info(step.started, seconds=round(seconds, 3))
             work = _Work(msg, step, received=now, due=now + seconds, order_key=order_key)
             if seconds > 0:
                 self._kafka("pause", self.consumer.pause, [TopicPartition(*tp)])
@@ -498,7 +498,3 @@ class KitchenLoop:
         remaining = self.checkpoint.flush(FLUSH_TIMEOUT_S)
         self.log.info("producer flushed", undelivered=remaining)
         return 0
-
-
-def _seconds(value: float) -> str:
-    return f"{value:.2f}".rstrip("0").rstrip(".") or "0"

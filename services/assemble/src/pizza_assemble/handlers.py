@@ -33,8 +33,8 @@ def assemble(event: Event) -> Step:
             PizzaAssembled(order_id=order.order_id, customer_id=order.customer_id, pizza=order.pizza),
             PizzaStatus(order_id=order.order_id, status=STATUS_IN_OVEN),
         ),
-        started=f"Preparing order {order.order_id}, assembling time is {{seconds}} second(s)",
-        done=f"Order {order.order_id} is assembled!",
+        started="preparing the order: assembling",
+        done="order assembled",
     )
 
 

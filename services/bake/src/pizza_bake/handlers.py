@@ -33,8 +33,8 @@ def bake(event: Event) -> Step:
             PizzaBaked(order_id=pizza.order_id, customer_id=pizza.customer_id),
             PizzaStatus(order_id=pizza.order_id, status=STATUS_OUT_FOR_DELIVERY),
         ),
-        started=f"Preparing order {pizza.order_id}, baking time is {{seconds}} second(s)",
-        done=f"Order {pizza.order_id} is baked!",
+        started="baking",
+        done="order baked",
     )
 
 

@@ -7,6 +7,7 @@ such a delivery takes twice as long.
 """
 
 import time
+from collections.abc import Callable
 
 from kafka_common.app import App
 from kafka_common.config import env_number
@@ -38,40 +39,43 @@ def delivery_seconds(customer_id: str) -> int:
 
 
 class Delivery:
-    def __init__(self, forget_after_s: float):
+    def __init__(self, forget_after_s: float, clock: Callable[[], float] = time.monotonic):
         self.forget_after_s = forget_after_s
+        self.clock = clock
         self.expected: dict[str, tuple[str, float]] = {}  # order_id -> (customer_id, noted at)
 
     def early_warning(self, event: Event) -> Step:
         order: PizzaOrdered = event.payload
         self._forget_stale()
-        self.expected[order.order_id] = (order.customer_id, time.monotonic())
-        log.info(f"Early warning: order {order.order_id} is being prepared, planning the route")
+        self.expected[order.order_id] = (order.customer_id, self.clock())
+        log.info("early warning: order being prepared, planning the route")
         return Step.nothing()
 
     def deliver(self, event: Event) -> Step:
         baked: PizzaBaked = event.payload
         expected = self.expected.pop(baked.order_id, None)
         if expected is not None and expected[0] != baked.customer_id:
-            log.error(f"Order {baked.order_id} names two customers, it cannot be delivered")
+            log.error(
+                "order names two customers: it cannot be delivered",
+                customer_id=baked.customer_id,
+                expected_customer_id=expected[0],
+            )
             return Step(name="deliver", emit=(PizzaStatus(order_id=baked.order_id, status=STATUS_DELIVERY_UNRESOLVED),))
         seconds = delivery_seconds(baked.customer_id)
         if expected is None:
             seconds *= 2
-            log.warning(
-                f"Order {baked.order_id} was baked before its early warning arrived, delivery takes twice as long"
-            )
+            log.warning("baked before its early warning arrived: delivery takes twice as long")
         return Step(
             name="deliver",
             seconds=seconds,
             emit=(PizzaStatus(order_id=baked.order_id, status=STATUS_DELIVERED),),
-            started=f"Order {baked.order_id} is out for delivery, delivery time is {{seconds}} second(s)",
-            done=f"Order {baked.order_id} delivered!",
+            started="out for delivery",
+            done="order delivered",
         )
 
     def _forget_stale(self) -> None:
         # Orders that never come out of the oven must not grow memory forever.
-        cutoff = time.monotonic() - self.forget_after_s
+        cutoff = self.clock() - self.forget_after_s
         while self.expected:
             order_id, (_, noted) = next(iter(self.expected.items()))
             if noted >= cutoff:

@@ -17,9 +17,10 @@ def time_scale() -> float:
 class Step:
     """What a handler decided: emit these events after `seconds` of (simulated) work.
 
-    started and done are log lines. "{seconds}" in started becomes the time the
-    step will really take (seconds x KITCHEN_TIME_SCALE); done is logged once the
-    step's output is committed, with the time really spent.
+    started and done are log events (constant messages, no values in them): started is
+    logged when the step begins, with seconds= the time it will really take (seconds x
+    KITCHEN_TIME_SCALE); done once the step's output is committed, with seconds_spent=.
+    Both lines carry the record's order_id, topic, partition and offset as fields.
     """
 
     name: str | None = None  # kitchen step for metrics and logs; None: bookkeeping only
