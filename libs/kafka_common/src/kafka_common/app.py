@@ -24,6 +24,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from kafka_common import events, metrics
 from kafka_common.bounded import KafkaCalls, Supervisor
@@ -67,7 +68,7 @@ class App:
         self.default_http_port = http_port
         self.default_api_port = api_port if api_port is not None or component is None else component.api_port
         self.dlq_topic = dlq_topic
-        self.handlers: dict[type[events.Payload], object] = {}
+        self.handlers: dict[type[events.Payload], Any] = {}  # Handles (kitchen) or a callable (projection)
         self.api_blueprints: list = []
         self.applied: Callable[[str, int, int], None] | None = None
 
@@ -117,7 +118,7 @@ class App:
         metrics.LAST_POLL_AGE.labels(component).set_function(health.seconds_since_beat)
         loop = self._build_loop(config, health, calls, stop)
         servers = [HTTPServer(create_app(component, health), http_port(self.default_http_port))]
-        if self.api_blueprints:
+        if self.api_blueprints and self.default_api_port is not None:
             servers.append(
                 HTTPServer(
                     create_api_app(component, self.api_blueprints), api_port(self.default_api_port), what="API_PORT"

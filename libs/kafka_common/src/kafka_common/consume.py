@@ -104,7 +104,7 @@ def group_consumer_properties(usage: KafkaUsage, config: ClientConfig) -> dict:
         "auto.offset.reset": "earliest",  # a new group must not skip orders
         "isolation.level": "read_committed",  # never act on an aborted transaction's output
         "statistics.interval.ms": str(STATS_INTERVAL_MS),
-        "stats_cb": LagStats(usage.component, usage.group),
+        "stats_cb": LagStats(usage.component, usage.group_id),
     }
     if config.properties.get("group.protocol", "consumer") == "consumer":
         props["group.protocol"] = "consumer"

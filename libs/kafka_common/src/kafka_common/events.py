@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import ClassVar
+from typing import ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -48,10 +48,15 @@ class Envelope:
     order_id: str
 
 
+P = TypeVar("P", bound="Payload", covariant=True)
+
+
 @dataclass(frozen=True)
-class Event:
+class Event(Generic[P]):
+    """A consumed event: Event[PizzaOrdered] is what a handler of pizza-ordered receives."""
+
     envelope: Envelope
-    payload: Payload
+    payload: P
 
     @property
     def order_id(self) -> str:
@@ -98,10 +103,12 @@ def _prefix(text: str, limit: int = 64) -> str:
 
 def decode(model: type[Payload], key: bytes | None, value: bytes | None, headers) -> Event:
     """Validate a consumed record against the schema expected on its topic; raises InvalidEvent."""
-    h = {}
+    h: dict[str, str] = {}  # a header without a value counts as missing
     for name, raw in headers or ():
+        if raw is None:
+            continue
         try:
-            h[name] = raw.decode() if raw is not None else None
+            h[name] = raw.decode()
         except UnicodeDecodeError as exc:
             raise InvalidEvent(f"header {name} is not UTF-8") from exc
     missing = [n for n in ("ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time") if not h.get(n)]

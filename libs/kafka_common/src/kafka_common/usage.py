@@ -46,6 +46,13 @@ class KafkaUsage:
     dead_letters: bool = True  # invalid events go to pizza-dlq
 
     @property
+    def group_id(self) -> str:
+        """The consumer group, for code that runs only where one is declared."""
+        if self.group is None:
+            raise ValueError(f"{self.component}: its KafkaUsage declares no consumer group")
+        return self.group
+
+    @property
     def loop(self) -> str | None:
         """The kind of loop the service runs, read from this declaration (stated nowhere else)."""
         if self.assigns_partitions:

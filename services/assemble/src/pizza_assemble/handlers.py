@@ -23,8 +23,8 @@ def assembling_seconds(order: PizzaOrdered) -> int:
 
 
 @app.handles(PizzaOrdered, once_per_order=True)
-def assemble(event: Event) -> Step:
-    order: PizzaOrdered = event.payload
+def assemble(event: Event[PizzaOrdered]) -> Step:
+    order = event.payload
     seconds = assembling_seconds(order)
     return Step(
         name="assemble",

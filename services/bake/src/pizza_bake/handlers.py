@@ -23,8 +23,8 @@ def baking_seconds(pizza: PizzaAssembled) -> int:
 
 
 @app.handles(PizzaAssembled, once_per_order=True)
-def bake(event: Event) -> Step:
-    pizza: PizzaAssembled = event.payload
+def bake(event: Event[PizzaAssembled]) -> Step:
+    pizza = event.payload
     seconds = baking_seconds(pizza)
     return Step(
         name="bake",

@@ -44,15 +44,15 @@ class Delivery:
         self.clock = clock
         self.expected: dict[str, tuple[str, float]] = {}  # order_id -> (customer_id, noted at)
 
-    def early_warning(self, event: Event) -> Step:
-        order: PizzaOrdered = event.payload
+    def early_warning(self, event: Event[PizzaOrdered]) -> Step:
+        order = event.payload
         self._forget_stale()
         self.expected[order.order_id] = (order.customer_id, self.clock())
         log.info("early warning: order being prepared, planning the route")
         return Step.nothing()
 
-    def deliver(self, event: Event) -> Step:
-        baked: PizzaBaked = event.payload
+    def deliver(self, event: Event[PizzaBaked]) -> Step:
+        baked = event.payload
         expected = self.expected.pop(baked.order_id, None)
         if expected is not None and expected[0] != baked.customer_id:
             log.error(

@@ -126,8 +126,8 @@ class ReadModel:
                 self._db.execute("BEGIN")
             yield
 
-    def apply_ordered(self, event: Event) -> None:
-        order: PizzaOrdered = event.payload
+    def apply_ordered(self, event: Event[PizzaOrdered]) -> None:
+        order = event.payload
         at, now = self._trusted_time(event)
         if at < now - self.ttl:
             return
@@ -168,8 +168,8 @@ class ReadModel:
         metrics.ORDERS_BY_STATUS.labels(COMPONENT, str(status)).inc()
         self._maybe_purge()
 
-    def apply_status(self, event: Event) -> None:
-        change: PizzaStatus = event.payload
+    def apply_status(self, event: Event[PizzaStatus]) -> None:
+        change = event.payload
         at, now = self._trusted_time(event)
         if at < now - self.ttl:
             return
@@ -226,6 +226,8 @@ class ReadModel:
                 updated = row["at"]
             elif advances(status, row["status"]):
                 status, updated = row["status"], row["at"]
+        # apply_ordered records the order's 100 before folding: a timeline is never empty.
+        assert updated is not None, f"order {order_id} has no timeline"
         return status, updated
 
     def _maybe_purge(self) -> None:

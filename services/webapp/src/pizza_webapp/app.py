@@ -13,7 +13,7 @@ from importlib import resources
 from flask import Flask, Response, g, request, session
 
 from kafka_common.health import Health
-from kafka_common.http import install_observability
+from kafka_common.http import JSONInOrder, install_observability
 from kafka_common.shop import menu
 from kafka_common.shop.status import NAMES as STATUS_NAMES
 from kafka_common.shop.status import status_name
@@ -67,7 +67,7 @@ def create_app(
     body_timeout_s: float = BODY_TIMEOUT_S,
 ) -> Flask:
     app = Flask("pizza_webapp")
-    app.json.sort_keys = False
+    app.json = JSONInOrder(app)
     app.config.update(
         SECRET_KEY=secret_key,
         SESSION_COOKIE_NAME="pizza_session",
@@ -87,7 +87,7 @@ def create_app(
     app.extensions["pizza.revocations"] = (
         revocations if revocations is not None else RevokedSessions(auth.SESSION_LIFETIME.total_seconds())
     )
-    app.wsgi_app = BufferedBody(app.wsgi_app, MAX_BODY_BYTES, body_timeout_s)
+    app.wsgi_app = BufferedBody(app.wsgi_app, MAX_BODY_BYTES, body_timeout_s)  # type: ignore[method-assign]
 
     # Readiness: this worker serves pages. It never depends on Kafka or the status service,
     # which every replica shares: ordering answers 503 instead, the pages say what is missing.

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from kafka_common import metrics
 from kafka_common.logging import get_logger
-from kafka_common.producer import Delivered, ProduceError
+from kafka_common.producer import Delivered, EventProducer, ProduceError
 from kafka_common.shop.events import Pizza, PizzaOrdered
 from kafka_common.shop.ids import is_order_id, new_order_id
 from kafka_common.shop.status import STATUS_RECEIVED, is_final, status_text
@@ -170,7 +170,7 @@ class Orders:
 
     def __init__(
         self,
-        producer: Callable[[], object],
+        producer: Callable[[], EventProducer],
         status: StatusClient,
         max_open: int = DEFAULT_MAX_OPEN_ORDERS,
         offload: Callable[[Callable[[], Delivered], float], Delivered] = direct,

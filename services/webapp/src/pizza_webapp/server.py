@@ -22,6 +22,7 @@ import secrets
 import shutil
 import tempfile
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from kafka_common.shop import components, topics
@@ -136,7 +137,7 @@ def build_app(settings: Settings, kafka_config):
         max_open_orders=settings.max_open_orders,
         body_timeout_s=settings.body_timeout_s,
         offload=offload,
-        revocations=KafkaRevokedSessions(kafka_config, SESSION_LIFETIME.total_seconds(), offload, KAFKA_USAGE.group),
+        revocations=KafkaRevokedSessions(kafka_config, SESSION_LIFETIME.total_seconds(), offload, KAFKA_USAGE.group_id),
     )
 
 
@@ -150,7 +151,7 @@ class ThreadOffload:
 
     def __init__(self, size: int):
         self.size = size
-        self._pool = None
+        self._pool: Any = None  # gevent ThreadPool, created on first use (after the fork)
 
     def __call__(self, fn, timeout_s: float):
         import gevent

@@ -103,7 +103,7 @@ def read_records(
                 raise AssertionError(f"topic {name} does not exist ({meta.error if meta else 'no metadata'})")
             assignment += [TopicPartition(name, p, OFFSET_BEGINNING) for p in meta.partitions]
         consumer.assign(assignment)
-        at_end = set()
+        at_end: set[tuple[str, int]] = set()
         while True:
             if until is not None and until(records):
                 return records

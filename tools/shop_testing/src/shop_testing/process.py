@@ -178,7 +178,7 @@ class ServiceProcess:
 
     def signal(self, signum: int) -> None:
         """Send a signal to the service's main process (not its workers)."""
-        if self.running:
+        if self.popen is not None and self.running:
             with contextlib.suppress(ProcessLookupError):
                 self.popen.send_signal(signum)
 
