@@ -1,52 +1,53 @@
-"""The `make run` launcher's supervision: readiness message, SIGTERM/Ctrl-C to every service, ports freed.
+"""The `make run` launcher (honcho plus Kafka first): readiness message, SIGTERM/Ctrl-C to every
+process, the longer kill wait, a crash stopping the shop, ports freed.
 
-The real services are replaced by stand-ins (standin_service.py) through the
-launcher's injectable service table (--services); the launcher itself runs as
-a real process, signalled as a terminal or Kubernetes would.
+The real services are replaced by stand-ins (standin_service.py) in a Procfile of the test's
+own (--procfile, --port); the launcher itself runs as a real process, signalled as a terminal
+or Kubernetes would.
 """
 
-import io
-import json
 import re
+import shlex
 import signal
 import sys
 from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
-from kafka_common.shop.components import STATUS_API_URL
+from kafka_common.shop.components import COMPONENTS, STATUS_API_URL
 from kafka_common.shop.topics import TOPICS
-from local_kafka.broker import free_port, port_is_free
-from shop_launcher.launcher import Output, default_services
+from local_kafka.broker import free_port, port_is_free, repo_root
+from shop_launcher.launcher import Shop
 from shop_testing.process import ServiceProcess
 
 STANDIN = str(Path(__file__).with_name("standin_service.py"))
 
 
-def service_table(tmp_path, *services):
-    """services: (name, extra flags, env); returns (path of the JSON table, {name: port})."""
-    table, ports = [], {}
-    for name, flags, env in services:
+def procfile(tmp_path, *processes):
+    """processes: (name, extra flags, env); returns (path of the Procfile, {name: port})."""
+    lines, ports = [], {}
+    for name, flags, env in processes:
         ports[name] = free_port()
-        table.append(
-            {"name": name, "command": [sys.executable, STANDIN, name, *flags], "http_port": ports[name], "env": env}
-        )
-    path = tmp_path / "services.json"
-    path.write_text(json.dumps(table))
+        settings = [f"{k}={v}" for k, v in env.items()]
+        lines.append(f"{name}: exec {shlex.join(['env', *settings, sys.executable, STANDIN, name, *flags])}")
+    path = tmp_path / "Procfile"
+    path.write_text("\n".join(lines) + "\n")
     return path, ports
 
 
-def launcher(tmp_path, table, *args, env):
+def launcher(tmp_path, procfile_path, ports, *args, env):
+    port_args = [arg for name, port in ports.items() for arg in ("--port", f"{name}={port}")]
     return ServiceProcess(
         "shop",
         [
             sys.executable,
             "-m",
             "shop_launcher",
-            "--services",
-            str(table),
+            "--procfile",
+            str(procfile_path),
             "--log-dir",
             str(tmp_path / "logs"),
+            *port_args,
             *args,
         ],
         env=env,
@@ -54,14 +55,14 @@ def launcher(tmp_path, table, *args, env):
     ).start()
 
 
-def test_sigterm_stops_every_service_then_the_launcher_and_frees_the_ports(tmp_path, kafka_bootstrap):
-    table, ports = service_table(
+def test_sigterm_stops_every_process_then_the_launcher_and_frees_the_ports(tmp_path, kafka_bootstrap):
+    path, ports = procfile(
         tmp_path,
-        ("status", [], {}),
+        ("kitchen", [], {}),
         ("stubborn", ["--ignore-sigterm"], {}),
         ("webapp", [], {"STATUS_URL": "http://127.0.0.1:9"}),
     )
-    shop = launcher(tmp_path, table, "--shutdown-timeout", "2", env={"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap})
+    shop = launcher(tmp_path, path, ports, "--shutdown-timeout", "2", env={"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap})
     try:
         shop.wait_for_log(rf"The shop is open: http://127\.0\.0\.1:{ports['webapp']}", timeout=60)
         out = shop.log_text()
@@ -79,41 +80,44 @@ def test_sigterm_stops_every_service_then_the_launcher_and_frees_the_ports(tmp_p
     finally:
         shop.stop()
     out = shop.log_text()
-    assert "SIGTERM received: shutting down" in out
-    assert re.search(r"status\s+\| status: SIGTERM received, shutting down", out)
+    assert "SIGTERM received" in out
+    assert re.search(r"kitchen\s+\| kitchen: SIGTERM received, shutting down", out)
     assert re.search(r"webapp\s+\| webapp: stopped", out)
     assert re.search(r"stubborn\s+\| stubborn: SIGTERM received, ignoring it", out)
-    assert "stubborn: no exit within 2 s, sending SIGKILL" in out
-    assert f"stubborn exited with code {-signal.SIGKILL}" in out
-    assert "status exited with code 0" in out and "webapp exited with code 0" in out
+    assert re.search(r"sending SIGKILL to stubborn", out)  # after the launcher's 2 s, not honcho's 5
+    assert f"stubborn stopped (rc={-signal.SIGKILL})" in out
+    assert "kitchen stopped (rc=0)" in out and "webapp stopped (rc=0)" in out
     assert out.rstrip().endswith("all stopped")
     for name, port in ports.items():
         assert port_is_free(port), f"{name}'s port {port} is still taken"
-        assert "serving on" in (tmp_path / "logs" / f"{name}.log").read_text()  # each service's own log
+        assert "serving on" in (tmp_path / "logs" / f"{name}.log").read_text()  # each process's own log
 
 
 def test_a_service_that_dies_stops_the_shop_with_a_clear_message(tmp_path, kafka_bootstrap):
-    ready = str(tmp_path / "status.ready")
-    table, ports = service_table(
-        tmp_path, ("status", [], {"READY_FILE": ready}), ("bake", ["--crash", "3"], {"AWAIT_FILE": ready})
+    ready = str(tmp_path / "kitchen.ready")
+    path, ports = procfile(
+        tmp_path, ("kitchen", [], {"READY_FILE": ready}), ("bake", ["--crash", "3"], {"AWAIT_FILE": ready})
     )
-    shop = launcher(tmp_path, table, env={"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap})
+    shop = launcher(tmp_path, path, ports, env={"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap})
     try:
         assert shop.wait(60) == 1
     finally:
         shop.stop()
     out = shop.log_text()
-    assert "bake exited unexpectedly with code 3: stopping the shop" in out
-    assert re.search(r"status\s+\| status: SIGTERM received, shutting down", out)
+    assert (
+        f"bake exited on its own with code 3, so the shop stopped (its output: {tmp_path / 'logs' / 'bake.log'})" in out
+    )
+    assert re.search(r"kitchen\s+\| kitchen: SIGTERM received, shutting down", out)
     assert all(port_is_free(p) for p in ports.values())
 
 
 def test_ctrl_c_with_its_own_broker_stops_services_then_kafka(tmp_path):
     kafka_port, controller_port = free_port(), free_port()
-    table, ports = service_table(tmp_path, ("webapp", [], {}))
+    path, ports = procfile(tmp_path, ("webapp", [], {}))
     shop = launcher(
         tmp_path,
-        table,
+        path,
+        ports,
         "--kafka-port",
         str(kafka_port),
         "--controller-port",
@@ -136,7 +140,7 @@ def test_ctrl_c_with_its_own_broker_stops_services_then_kafka(tmp_path):
     out = shop.log_text()
     stopped = re.search(r"kafka\s+\| stopped", out)
     assert stopped, out
-    assert out.index("webapp exited with code 0") < out.index("stopping Kafka") < stopped.start()
+    assert out.index("webapp stopped (rc=0)") < out.index("stopping Kafka") < stopped.start()
     for port in (kafka_port, controller_port, ports["webapp"]):
         assert port_is_free(port)
     assert (
@@ -145,24 +149,11 @@ def test_ctrl_c_with_its_own_broker_stops_services_then_kafka(tmp_path):
     )
 
 
-def test_output_prefixes_and_colors_lines():
-    plain, colored = io.StringIO(), io.StringIO()
-    Output(plain, ["webapp", "bake"], color=False).line("bake", "hello")
-    Output(colored, ["webapp", "bake"], color=True).line("bake", "hello")
-    assert plain.getvalue() == "bake   | hello\n"
-    assert colored.getvalue().startswith("\033[") and colored.getvalue().endswith("bake   | \033[0mhello\n")
-
-
-def test_default_service_table_matches_the_design():
-    table = {s.name: s for s in default_services()}
-    assert {n: s.http_port for n, s in table.items()} == {
-        "webapp": 8000,
-        "status": 8001,
-        "assemble": 8002,
-        "bake": 8003,
-        "delivery": 8004,
-    }
-    assert {n: list(s.command) for n, s in table.items()} == {n: [f"pizza-{n}"] for n in table}
+def test_the_procfile_runs_every_component_with_its_ports_and_slot():
+    shop = Shop(repo_root() / "Procfile", bootstrap="127.0.0.1:9092")
+    assert shop.processes == {c.name: f"exec {c.console_script}" for c in COMPONENTS}
+    ports = {n: shop.environment(n)["HTTP_PORT"] for n in shop.processes}
+    assert ports == {"webapp": "8000", "status": "8001", "assemble": "8002", "bake": "8003", "delivery": "8004"}
+    assert shop.environment("status")["API_PORT"] == "8011"
     assert STATUS_API_URL == "http://127.0.0.1:8011"  # the webapp's default STATUS_URL: status's query API
-    assert table["status"].api_port == 8011
-    assert {n: s.env["INSTANCE_ID"] for n, s in table.items()} == {n: f"{n}-0" for n in table}
+    assert {n: shop.environment(n)["INSTANCE_ID"] for n in shop.processes} == {n: f"{n}-0" for n in shop.processes}
