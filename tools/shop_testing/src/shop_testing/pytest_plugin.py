@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -140,7 +140,7 @@ def read_topic(kafka_config):
 
 
 @pytest.fixture
-def service_process(request, tmp_path):
+def service_process(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
     started: list[ServiceProcess] = []
     request.node.stash[_PROCESSES] = started
 
