@@ -155,5 +155,6 @@ def test_the_procfile_runs_every_component_with_its_ports_and_slot():
     ports = {n: shop.environment(n)["HTTP_PORT"] for n in shop.processes}
     assert ports == {"webapp": "8000", "status": "8001", "assemble": "8002", "bake": "8003", "delivery": "8004"}
     assert shop.environment("status")["API_PORT"] == "8011"
+    assert shop.environment("bake")["PATH"].startswith(str(Path(sys.executable).parent))  # the venv's console scripts
     assert STATUS_API_URL == "http://127.0.0.1:8011"  # the webapp's default STATUS_URL: status's query API
     assert {n: shop.environment(n)["INSTANCE_ID"] for n in shop.processes} == {n: f"{n}-0" for n in shop.processes}

@@ -186,6 +186,8 @@ class Shop:
         assert self.bootstrap is not None
         env = {
             **os.environ,
+            # The Procfile names console scripts: this venv's, also when it is not activated.
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
             "HTTP_HOST": HOST,  # a development shop is not served to the whole network
             "HTTP_PORT": str(self.ports[name]),
             "INSTANCE_ID": f"{name}-0",  # a stable slot, as a pod name: a restart fences its predecessor
