@@ -3,14 +3,19 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-PACKAGES := libs/kafka_common tools/local_kafka $(wildcard services/*)
+PACKAGES := libs/kafka_common $(wildcard tools/*) $(wildcard services/*)
+# The venv comes from uv.lock (a uv workspace: every package editable, plus the dev
+# group). uv itself is pinned and comes from PyPI into .cache/uv, once.
+UV_VERSION := 0.13.9
+UV := $(CURDIR)/.cache/uv/bin/uv
+export UV_PYTHON_DOWNLOADS := never
 # Go tools (helm, actionlint) are built from source into the repo's cache.
 TOOLS_BIN := $(CURDIR)/.cache/bin
 HELM_VERSION := v3.22.0
 ACTIONLINT_VERSION := v1.7.7
 export PATH := $(TOOLS_BIN):$(PATH)
 
-.PHONY: help venv run kafka topics test test-fast lint images tools bench chaos load clean
+.PHONY: help venv lock run kafka topics system-deps test test-fast lint images tools bench chaos load clean
 
 help:
 	@echo "make run        the whole shop locally (Kafka + five services), http://127.0.0.1:8000"
@@ -21,24 +26,30 @@ help:
 	@echo "make cluster    (root) a real single-node Kubernetes here, the shop released to its registry and installed"
 	@echo "make cluster-down  stop the cluster; remove its bridge, iptables chains and mounts"
 	@echo "make test-cluster  (root) the chart's tests on that cluster (tests/cluster)"
-	@echo "make lint       ruff"
+	@echo "make lint       ruff check, ruff format --check, mypy (also a pre-commit hook: pre-commit install)"
 	@echo "make bench      benchmarks on a local broker, numbers printed (ARGS=--quick, see docs/benchmarks.md)"
 	@echo "make chaos      the kitchen under kill -9, a broker restart and SIGSTOP: stall and recovery times printed"
 	@echo "make load       Locust customers against the shop of make run (TARGET_URL elsewhere; ARGS=\"--users 50 --run-time 5m\")"
 
-$(VENV)/.installed: $(foreach p,$(PACKAGES),$(p)/pyproject.toml) requirements-dev.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q $(foreach p,$(PACKAGES),-e $(p)) -r requirements-dev.txt
+$(UV):
+	$(PYTHON) -m venv $(CURDIR)/.cache/uv
+	$(CURDIR)/.cache/uv/bin/pip install -q uv==$(UV_VERSION)
+
+$(VENV)/.installed: uv.lock pyproject.toml $(foreach p,$(PACKAGES),$(p)/pyproject.toml) | $(UV)
+	$(UV) sync --frozen --all-packages --python $(PYTHON)
 	touch $@
+
+# After changing a dependency in a pyproject.toml: re-resolve, then commit uv.lock.
+lock: | $(UV)
+	$(UV) lock
 
 venv: $(VENV)/.installed
 
 run: venv
-	$(PY) -m local_kafka.shop
+	$(VENV)/bin/pizza-shop
 
 kafka: venv
-	$(PY) -m local_kafka
+	$(VENV)/bin/local-kafka
 
 topics: venv
 	$(VENV)/bin/pizza-create-topics
@@ -53,12 +64,17 @@ $(TOOLS_BIN)/actionlint:
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 images:
 	bash scripts/images/build-images.sh
 
-test: venv tools
-	$(VENV)/bin/ruff check .
+# System prerequisites first: a missing one stops here, naming the command that installs it.
+system-deps:
+	bash scripts/check-system-deps.sh
+
+test: system-deps venv tools lint
 	$(VENV)/bin/pytest
 
 test-fast: venv

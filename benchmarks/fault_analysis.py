@@ -24,8 +24,8 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from kafka_common import topics
-from kafka_common.menu import STATUS_DELIVERED, STATUS_IN_OVEN, STATUS_OUT_FOR_DELIVERY, STATUS_RECEIVED
+from kafka_common.shop import topics
+from kafka_common.shop.status import STATUS_DELIVERED, STATUS_IN_OVEN, STATUS_OUT_FOR_DELIVERY, STATUS_RECEIVED
 
 JOURNEY = (STATUS_IN_OVEN, STATUS_OUT_FOR_DELIVERY, STATUS_DELIVERED)  # on pizza-status
 TIMELINE = (STATUS_RECEIVED, *JOURNEY)  # in the read model
@@ -175,7 +175,7 @@ class Trail:
 
 
 def trails(records: Iterable) -> dict[str, Trail]:
-    """Order id -> Trail, from local_kafka.testing.Record objects of the four order topics."""
+    """Order id -> Trail, from shop_testing.helpers.Record objects of the four order topics."""
     by_order: dict[str, Trail] = {}
     for r in sorted(records, key=lambda r: (r.topic, r.partition, r.offset)):
         if r.key is None or r.topic == topics.PIZZA_DLQ:

@@ -77,12 +77,13 @@ from benchmarks.fault_analysis import (
     status_of,
 )
 from benchmarks.harness import http_status, machine_lines
-from kafka_common import topics
-from kafka_common.menu import STATUS_DELIVERED
-from local_kafka import LocalKafka, ServiceProcess
+from kafka_common.shop import topics
+from kafka_common.shop.status import STATUS_DELIVERED
+from local_kafka import LocalKafka
 from local_kafka.broker import HOST, KAFKA_VERSION, free_port
-from local_kafka.customer import Customer, pizza
-from local_kafka.testing import read_records, unique_name
+from shop_testing.customer import Customer, pizza
+from shop_testing.helpers import read_records, unique_name
+from shop_testing.process import ServiceProcess
 
 KITCHEN = ("assemble", "bake", "delivery")
 WATCHED = (topics.PIZZA_ORDERED, topics.PIZZA_ASSEMBLED, topics.PIZZA_BAKED, topics.PIZZA_STATUS, topics.PIZZA_DLQ)

@@ -20,10 +20,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kafka_common import events, menu
-from kafka_common.events import Pizza, PizzaOrdered
-from local_kafka import LocalKafka, ServiceProcess
+from kafka_common.shop import ids, menu
+from kafka_common.shop.events import Pizza, PizzaOrdered
+from local_kafka import LocalKafka
 from local_kafka.broker import KAFKA_VERSION, free_port
+from shop_testing.process import ServiceProcess
 
 SOURCE = "/pizza-shop/benchmark"
 READY_POLL_S = 0.02
@@ -176,7 +177,7 @@ class Environment:
                 f"# local Kafka {KAFKA_VERSION} on {self.bootstrap}, ready after {time.perf_counter() - began:.1f} s",
                 flush=True,
             )
-        from kafka_common.topics import create_topics
+        from kafka_common.shop.topics import create_topics
 
         create_topics(self.client_config())
         return self
@@ -259,7 +260,7 @@ def make_order(rng: random.Random) -> PizzaOrdered:
         main_topping=rng.choice(menu.MAIN_TOPPINGS),
         extra_toppings=tuple(extras),
     )
-    return PizzaOrdered(order_id=events.new_order_id(), customer_id=random_hex(rng, 8), username="bench", pizza=pizza)
+    return PizzaOrdered(order_id=ids.new_order_id(), customer_id=random_hex(rng, 8), username="bench", pizza=pizza)
 
 
 def producer(config: dict):

@@ -35,8 +35,10 @@ from benchmarks.harness import (
     wait_balanced,
     wait_ready,
 )
-from kafka_common import events, topics
-from kafka_common.menu import STATUS_DELIVERED, STATUS_IN_OVEN, STATUS_OUT_FOR_DELIVERY
+from kafka_common import events
+from kafka_common.shop import events as shop_events
+from kafka_common.shop import topics
+from kafka_common.shop.status import STATUS_DELIVERED, STATUS_IN_OVEN, STATUS_OUT_FOR_DELIVERY
 
 KITCHEN = (("assemble", 6), ("bake", 6), ("delivery", 12))  # service, partitions its group owns in total
 
@@ -82,7 +84,7 @@ class StatusWatcher:
                 continue
             now = time.time()
             order_id = msg.key().decode()
-            event = events.decode(events.PizzaStatus, msg.key(), msg.value(), msg.headers())
+            event = events.decode(shop_events.PizzaStatus, msg.key(), msg.value(), msg.headers())
             with self.lock:
                 self.times.setdefault(order_id, {}).setdefault(event.payload.status, event.envelope.time)
                 if event.payload.status == STATUS_DELIVERED:

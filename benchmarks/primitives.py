@@ -22,8 +22,9 @@ from confluent_kafka import Consumer, TopicPartition
 
 from benchmarks.harness import Distribution, Environment, make_order
 from kafka_common import events
-from kafka_common.events import PizzaStatus
-from kafka_common.menu import STATUS_IN_OVEN
+from kafka_common.shop import ids
+from kafka_common.shop.events import PizzaStatus
+from kafka_common.shop.status import STATUS_IN_OVEN
 
 TOPIC = "pizza-benchmark"
 
@@ -120,7 +121,7 @@ def run(env: Environment, n: int) -> PrimitiveResult:
         thread.start()
         time.sleep(1.0)  # the reader has fetched its (empty) partitions and is waiting in a fetch
         for i in range(n + 5):
-            order_id = events.new_order_id()
+            order_id = ids.new_order_id()
             began = time.perf_counter()
             tx.begin_transaction()
             for payload in (make_order(rng), PizzaStatus(order_id=order_id, status=STATUS_IN_OVEN)):

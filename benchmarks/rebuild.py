@@ -32,9 +32,10 @@ from benchmarks.harness import (
     produce_waiting,
     producer,
 )
-from kafka_common import events, topics
-from kafka_common.events import PizzaStatus
-from kafka_common.menu import STATUS_DELIVERED, STATUS_IN_OVEN, STATUS_OUT_FOR_DELIVERY
+from kafka_common import events
+from kafka_common.shop import topics
+from kafka_common.shop.events import PizzaStatus
+from kafka_common.shop.status import STATUS_DELIVERED, STATUS_IN_OVEN, STATUS_OUT_FOR_DELIVERY
 
 
 @dataclass

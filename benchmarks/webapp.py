@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import requests
 
 from benchmarks.harness import Distribution, Environment, wait_ready
-from kafka_common import menu
+from kafka_common.shop import menu
 
 
 @dataclass

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from kafka_common.shop.components import NAMES
+
 REPO = Path(__file__).resolve().parents[1]
-SERVICES = ["assemble", "bake", "delivery", "status", "webapp"]
+SERVICES = list(NAMES)
 IMAGE_TAG = os.environ.get("IMAGES_TEST_TAG", "dev")
 
 
@@ -30,7 +32,7 @@ def images() -> dict[str, dict]:
     is only layer-cache hits) and returns each image's `podman image inspect` data."""
     env = {**os.environ, "TAG": IMAGE_TAG}
     result = subprocess.run(
-        ["bash", str(REPO / "scripts/images/build-images.sh")],
+        ["bash", str(REPO / "scripts/images/build-images.sh"), *SERVICES],
         capture_output=True,
         text=True,
         timeout=1700,

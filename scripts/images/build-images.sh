@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Build the services' container images with podman: localhost/pizza-<service>:$TAG.
+# Build the services' container images with podman: localhost/pizza-<service>:$TAG,
+# each from the one Dockerfile at the repository root with --build-arg SERVICE=<service>.
 #
-# Usage: bash scripts/images/build-images.sh [SERVICE...]    (default: all five)
+# Usage: bash scripts/images/build-images.sh [SERVICE...]    (default: every services/*)
 # Environment:
 #   TAG            image tag (default dev)
 #   IMAGE_PREFIX   image name prefix (default localhost/pizza-)
@@ -12,12 +13,11 @@
 #   SOURCE_URL     org.opencontainers.image.source (default: git remote origin)
 #   PODMAN_STORAGE_DRIVER, PODMAN_RUNTIME: see lib.sh
 #
-# The five Dockerfiles share their first stage (wheels of the library, of every
-# service and of the dependencies), so the first build makes it and the other
-# four take it from podman's layer cache; with nothing changed a re-run is only
-# cache hits. pip inside the build trusts this machine's CA bundle through
-# read-only build-time mounts (the bundle and a generated pip.conf), which do not
-# end up in any image.
+# Every image installs the versions of uv.lock (uv sync --frozen); uv's download
+# cache is a build cache mount shared by the builds, and with nothing changed a
+# re-run is only layer-cache hits. pip and uv inside the build trust this
+# machine's CA bundle through read-only build-time mounts (the bundle and a
+# generated pip.conf), which do not end up in any image.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 TAG="${TAG:-dev}"
@@ -30,13 +30,13 @@ if [ $# -gt 0 ]; then
     SERVICES=("$@")
 else
     SERVICES=()
-    for f in "$REPO_ROOT"/services/*/Dockerfile; do
+    for f in "$REPO_ROOT"/services/*/pyproject.toml; do
         [ -f "$f" ] && SERVICES+=("$(basename "$(dirname "$f")")")
     done
 fi
-[ ${#SERVICES[@]} -gt 0 ] || die "no services/*/Dockerfile found"
+[ ${#SERVICES[@]} -gt 0 ] || die "no services/*/pyproject.toml found"
 for s in "${SERVICES[@]}"; do
-    [ -f "$REPO_ROOT/services/$s/Dockerfile" ] || die "no such service: $s"
+    [ -f "$REPO_ROOT/services/$s/pyproject.toml" ] || die "no such service: $s"
 done
 
 ensure_podman
@@ -105,7 +105,8 @@ for s in "${SERVICES[@]}"; do
         "${mounts[@]}" \
         --build-arg "PYTHON_IMAGE=$PYTHON_IMAGE" \
         --build-arg "SOURCE_URL=$SOURCE_URL" \
-        -f "$REPO_ROOT/services/$s/Dockerfile" \
+        --build-arg "SERVICE=$s" \
+        -f "$REPO_ROOT/Dockerfile" \
         -t "$image" \
         "$REPO_ROOT" >"$log_dir/build-$s.log" 2>&1 \
         || { tail -n 40 "$log_dir/build-$s.log" >&2; die "building $image failed"; }

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from confluent_kafka.admin import AclOperation, AclPermissionType, ResourcePatternType, ResourceType
 
-from local_kafka.acls import SHOP_COMPONENTS, acl_bindings, shop_usage, usage_acls
+from kafka_common.shop.components import NAMES as SHOP_COMPONENTS
+from local_kafka.acls import acl_bindings, shop_usage, usage_acls
 
 
 def test_a_kafka_user_acl_becomes_one_binding_per_operation():

@@ -9,11 +9,12 @@ import time
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from kafka_common import topics
-from kafka_common.menu import STATUS_DELIVERED
-from local_kafka.acls import SHOP_COMPONENTS, shop_usage
-from local_kafka.customer import Customer
-from local_kafka.testing import wait_until
+from kafka_common.shop import topics
+from kafka_common.shop.components import NAMES as SHOP_COMPONENTS
+from kafka_common.shop.status import STATUS_DELIVERED
+from local_kafka.acls import shop_usage
+from shop_testing.customer import Customer
+from shop_testing.helpers import wait_until
 
 pytestmark = pytest.mark.slow
 

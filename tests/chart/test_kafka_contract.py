@@ -1,5 +1,5 @@
 """The chart's Kafka resources follow the code: KafkaUser ACLs are exactly what each
-service's KAFKA_USAGE declares, KafkaTopics are kafka_common.topics.TOPICS, and
+service's KAFKA_USAGE declares, KafkaTopics are kafka_common.shop.topics.TOPICS, and
 KEDA scales each consumer group on its own topics, capped at the partition count."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ for _src in sorted(REPO.glob("services/*/src")):
     if str(_src) not in sys.path:
         sys.path.append(str(_src))
 
-from kafka_common import topics as kafka_topics  # noqa: E402
+from kafka_common.shop import topics as kafka_topics  # noqa: E402
 
 
 # Where each service declares KAFKA_USAGE: its service module; the webapp's is its server.

@@ -36,9 +36,9 @@ from kube import (
     tool,
 )
 
-from kafka_common.menu import STATUS_DELIVERED, STATUS_IN_OVEN, STATUS_OUT_FOR_DELIVERY, STATUS_RECEIVED
-from local_kafka.customer import Customer, pizza
-from local_kafka.testing import wait_until
+from kafka_common.shop.status import STATUS_DELIVERED, STATUS_IN_OVEN, STATUS_OUT_FOR_DELIVERY, STATUS_RECEIVED
+from shop_testing.customer import Customer, pizza
+from shop_testing.helpers import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 

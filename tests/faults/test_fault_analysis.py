@@ -12,8 +12,8 @@ from benchmarks.fault_analysis import (
     pending_inputs,
     stage_gaps,
 )
-from kafka_common import topics
-from local_kafka.testing import Record
+from kafka_common.shop import topics
+from shop_testing.helpers import Record
 
 ASSEMBLE = STAGE_BY_NAME["assemble"]
 DELIVERY = STAGE_BY_NAME["delivery"]

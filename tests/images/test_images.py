@@ -1,4 +1,4 @@
-"""The five container images, built for real with scripts/images/build-images.sh.
+"""The shop's container images, built for real from the one Dockerfile by scripts/images/build-images.sh.
 
 Checks what the Helm chart and Kubernetes rely on: numeric non-root user,
 exec-form entrypoint, nothing of the build left in the image, the package and
@@ -19,11 +19,12 @@ from pathlib import Path
 import pytest
 import requests
 
+from kafka_common.shop.components import NAMES
 from local_kafka.broker import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 PODMAN = ["bash", str(REPO / "scripts/images/podman.sh")]
-SERVICES = ["assemble", "bake", "delivery", "status", "webapp"]
+SERVICES = list(NAMES)
 TAG = os.environ.get("IMAGES_TEST_TAG", "dev")
 VENV_PYTHON = "/opt/venv/bin/python"
 # Same limits as the build; podman's defaults copy the host's, which may be huge.
@@ -62,7 +63,7 @@ def test_runs_as_numeric_non_root_user(images, service):
 @pytest.mark.parametrize("service", SERVICES)
 def test_exec_form_entrypoint_and_runtime_config(images, service):
     config = images[service]["Config"]
-    assert config["Entrypoint"] == [f"pizza-{service}"]
+    assert config["Entrypoint"] == ["pizza-service"]  # a link to the service's console script (Dockerfile)
     assert not config.get("Cmd")
     env = dict(item.split("=", 1) for item in config["Env"])
     assert env["HTTP_PORT"] == "8080"
@@ -109,10 +110,11 @@ def test_nothing_of_the_build_in_the_final_image(images, service):
 @pytest.mark.parametrize("service", SERVICES)
 def test_package_imports_and_console_script_is_installed(images, service):
     script = f"""
-import shutil, importlib.metadata as md
+import os, shutil, importlib.metadata as md
 import kafka_common, pizza_{service}
 path = shutil.which("pizza-{service}")
 assert path == "/opt/venv/bin/pizza-{service}", path
+assert os.path.realpath(shutil.which("pizza-service")) == path, "the entrypoint is not pizza-{service}"
 (entry,) = [e for e in md.entry_points(group="console_scripts") if e.name == "pizza-{service}"]
 assert callable(entry.load()), entry
 print("ok")

@@ -7,7 +7,7 @@ import sys
 import pytest
 import requests
 
-from local_kafka.testing import wait_until
+from shop_testing.helpers import wait_until
 
 pytestmark = pytest.mark.slow
 EVERY_LINE = {"service", "level", "timestamp", "event"}

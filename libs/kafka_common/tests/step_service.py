@@ -19,9 +19,9 @@ from pathlib import Path
 from kafka_common import transactions
 from kafka_common.app import App
 from kafka_common.bounded import KafkaCalls
-from kafka_common.events import PizzaOrdered, PizzaStatus
-from kafka_common.kitchen import Step
-from kafka_common.menu import STATUS_IN_OVEN
+from kafka_common.shop.events import PizzaOrdered, PizzaStatus
+from kafka_common.shop.kitchen import Step
+from kafka_common.shop.status import STATUS_IN_OVEN
 from kafka_common.usage import KafkaUsage
 
 
@@ -52,7 +52,7 @@ def handle(event):
         name="test",
         seconds=float(os.environ.get("STEP_SECONDS", "0")),
         emit=(OutStatus(order_id=event.order_id, status=STATUS_IN_OVEN),),
-        done=f"Order {event.order_id} done",
+        done="order done",
     )
 
 

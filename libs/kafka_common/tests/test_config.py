@@ -5,7 +5,7 @@ import subprocess
 import pytest
 
 from kafka_common.config import ConfigError, check_client_config, env_number, load_client_config
-from local_kafka.process import resolve_command
+from shop_testing.process import resolve_command
 
 
 def test_environment_maps_to_librdkafka_properties():

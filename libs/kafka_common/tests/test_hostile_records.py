@@ -10,12 +10,13 @@ from kafka_common.clients import ClientLog
 from kafka_common.consume import Handles
 from kafka_common.dead_letters import MAX_VALUE_BYTES, dead_letter
 from kafka_common.dedupe import DoneOrders
-from kafka_common.events import Pizza, PizzaOrdered, PizzaStatus
-from kafka_common.kitchen import Step
 from kafka_common.logging import VALUE_PREFIX_BYTES, record_fields
+from kafka_common.shop import ids
+from kafka_common.shop.events import Pizza, PizzaOrdered, PizzaStatus
+from kafka_common.shop.kitchen import Step
 
 ORDER = PizzaOrdered(
-    order_id=events.new_order_id(),
+    order_id=ids.new_order_id(),
     customer_id="c0ffee",
     username="u",
     pizza=Pizza(sauce="Tomato", cheese="Mozzarella", main_topping="Pepperoni"),

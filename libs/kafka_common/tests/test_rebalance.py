@@ -3,15 +3,15 @@
 from confluent_kafka import TopicPartition
 from fakes import Record, kitchen_loop, now
 
-from kafka_common import events
 from kafka_common.consume import _Work
-from kafka_common.events import PizzaOrdered, PizzaStatus
-from kafka_common.kitchen import Step
+from kafka_common.shop import ids
+from kafka_common.shop.events import PizzaOrdered, PizzaStatus
+from kafka_common.shop.kitchen import Step
 
 
 def loop_with_finished_work():
     loop, consumer, producers = kitchen_loop()
-    status = PizzaStatus(order_id=events.new_order_id(), status=200)
+    status = PizzaStatus(order_id=ids.new_order_id(), status=200)
     loop._finish(_Work(Record(0, 41), Step(emit=(status,)), received=now(), due=now(), order_key=None), loop._batch)
     return loop, consumer, producers.made[0]
 

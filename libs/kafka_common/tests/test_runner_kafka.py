@@ -11,8 +11,10 @@ from confluent_kafka import Producer
 
 from kafka_common import events
 from kafka_common.bounded import EXIT_WEDGED
-from kafka_common.events import Pizza, PizzaOrdered
-from local_kafka.testing import wait_until
+from kafka_common.shop import events as shop_events
+from kafka_common.shop.events import Pizza, PizzaOrdered
+from kafka_common.shop.ids import new_order_id
+from shop_testing.helpers import wait_until
 
 STEP_SERVICE = [sys.executable, str(Path(__file__).with_name("step_service.py"))]
 PIZZA = Pizza(sauce="Tomato", cheese="Mozzarella", main_topping="Pepperoni")
@@ -39,7 +41,7 @@ def produce_orders(config, topic, count, key=None):
     producer = Producer(config)
     ids = []
     for _ in range(count):
-        order_id = key or events.new_order_id()
+        order_id = key or new_order_id()
         order = PizzaOrdered(order_id=order_id, customer_id="c0ffee", username="tester", pizza=PIZZA)
         k, value, headers = events.encode(order, "/tests")
         producer.produce(topic, key=k, value=value, headers=headers)
@@ -63,7 +65,7 @@ def test_events_flow_through_the_runner(kafka_config, topics, service_process, r
     out = read_topic(topics["OUT_TOPIC"], until=lambda rs: len(rs) >= 5)
     assert sorted(r.key for r in out) == sorted(ids)
     for record in out:
-        event = events.decode(events.PizzaStatus, record.key.encode(), record.value, list(record.headers.items()))
+        event = events.decode(shop_events.PizzaStatus, record.key.encode(), record.value, list(record.headers.items()))
         assert event.envelope.source == "/pizza-shop/steptest"
     assert metric(proc, "pizza_events_consumed_total", topic=topics["IN_TOPIC"]) == 5
     assert metric(proc, "pizza_events_produced_total", topic=topics["OUT_TOPIC"]) == 5
@@ -71,7 +73,7 @@ def test_events_flow_through_the_runner(kafka_config, topics, service_process, r
 
 def test_kill_9_mid_step_processes_the_event_again_and_skips_nothing(kafka_config, topics, service_process, read_topic):
     slow = service_process(STEP_SERVICE, name="slow", env={**topics, "STEP_SECONDS": "60"})
-    ids = produce_orders(kafka_config, topics["IN_TOPIC"], 4, key=events.new_order_id())  # one partition, in order
+    ids = produce_orders(kafka_config, topics["IN_TOPIC"], 4, key=new_order_id())  # one partition, in order
     slow.wait_for_log("event received")
     slow.kill()
     assert read_topic(topics["OUT_TOPIC"]) == []  # nothing was committed for the step in progress
@@ -104,7 +106,7 @@ def test_crash_between_produce_and_commit_leaves_no_duplicate(
 
 def test_malformed_event_goes_to_the_dlq_and_the_partition_moves_on(kafka_config, topics, service_process, read_topic):
     proc = service_process(STEP_SERVICE, name="step", env=topics)
-    order_id = events.new_order_id()
+    order_id = new_order_id()
     producer = Producer(kafka_config)
     producer.produce(topics["IN_TOPIC"], key=order_id, value=b"{not json", headers=[("ce_type", b"x")])
     producer.flush(10)
@@ -169,7 +171,7 @@ def test_healthz_fails_when_the_loop_is_stuck(kafka_config, topics, service_proc
 
 
 def test_broker_outage_keeps_healthz_green_and_readyz_follows_membership(dedicated_kafka, unique_name, service_process):
-    from local_kafka.testing import create_topic, read_records
+    from shop_testing.helpers import create_topic, read_records
 
     config = dedicated_kafka.admin_config()
     topics = {
@@ -214,7 +216,7 @@ def _status(proc, path):
 
 
 def test_sigterm_with_the_broker_gone_still_exits_0_in_bounded_time(dedicated_kafka, unique_name, service_process):
-    from local_kafka.testing import create_topic
+    from shop_testing.helpers import create_topic
 
     config = dedicated_kafka.admin_config()
     topics = {
@@ -292,7 +294,7 @@ def test_sigterm_while_a_kafka_call_hangs_still_ends_the_process(kafka_config, t
 
 def test_a_duplicate_order_is_done_once(kafka_config, topics, service_process, read_topic):
     proc = service_process(STEP_SERVICE, name="step", env={**topics, "ONCE_PER_ORDER": "1"})
-    [order_id, _] = produce_orders(kafka_config, topics["IN_TOPIC"], 2, key=events.new_order_id())  # one order, twice
+    [order_id, _] = produce_orders(kafka_config, topics["IN_TOPIC"], 2, key=new_order_id())  # one order, twice
     wait_until(
         lambda: metric(proc, "pizza_duplicate_events_total", topic=topics["IN_TOPIC"]) == 1,
         30,
@@ -331,7 +333,7 @@ def test_a_huge_invalid_record_is_dead_lettered_truncated_and_the_partition_move
     kafka_config, topics, service_process, read_topic
 ):
     service_process(STEP_SERVICE, name="step", env=topics)
-    order_id = events.new_order_id()
+    order_id = new_order_id()
     producer = Producer({**kafka_config, "linger.ms": 0})
     producer.produce(topics["IN_TOPIC"], key=order_id, value=b"x" * 950_000)  # its full copy would not fit
     producer.flush(10)

@@ -12,8 +12,9 @@ from fakes import USAGE, Record, checkpoint, fatal, fenced, kitchen_loop, requir
 
 from kafka_common import events
 from kafka_common.consume import Handles
-from kafka_common.events import PizzaOrdered, PizzaStatus
-from kafka_common.kitchen import Step
+from kafka_common.shop import ids
+from kafka_common.shop.events import PizzaOrdered, PizzaStatus
+from kafka_common.shop.kitchen import Step
 from kafka_common.transactions import Batch, Outcome, OutputRecord, TransactionFenced
 
 TXN_CALLS = {
@@ -152,7 +153,7 @@ def test_after_kafka_was_unreachable_a_batch_waits_until_the_cluster_answers():
 
 
 def test_the_loop_rewinds_an_aborted_batch_and_records_nothing_as_done():
-    order_id = events.new_order_id()
+    order_id = ids.new_order_id()
     loop, consumer, producers = kitchen_loop(
         {"commit_transaction": [requires_abort()]},
         handlers={PizzaOrdered: Handles(lambda e: Step(), once_per_order=True)},

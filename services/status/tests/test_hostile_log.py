@@ -12,8 +12,9 @@ from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
 from kafka_common import events
-from kafka_common.events import Pizza, PizzaOrdered, PizzaStatus
-from local_kafka.testing import wait_until
+from kafka_common.shop import ids
+from kafka_common.shop.events import Pizza, PizzaOrdered, PizzaStatus
+from shop_testing.helpers import wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -85,9 +86,9 @@ def assert_untouched(base: str, order_id: str) -> None:
 
 def test_a_tampered_log_does_not_change_what_status_answers(kafka_config, service_process):
     log = Log(kafka_config)
-    rebuilt, live, future = (events.new_order_id() for _ in range(3))
+    rebuilt, live, future = (ids.new_order_id() for _ in range(3))
     # Before status starts: an order delivered, then everything the issue lists.
-    ordered_id, delivered_id = events.new_order_id(), events.new_order_id()
+    ordered_id, delivered_id = ids.new_order_id(), ids.new_order_id()
     log.order(rebuilt, OWNER, event_id=ordered_id)
     log.status(rebuilt, 200)
     log.status(rebuilt, 300)
@@ -96,7 +97,7 @@ def test_a_tampered_log_does_not_change_what_status_answers(kafka_config, servic
     log.status(rebuilt, 400, event_id=delivered_id)
     log.tamper(rebuilt)
     # A real event's id reused for another order is that order's business, not a duplicate.
-    victim = events.new_order_id()
+    victim = ids.new_order_id()
     log.status(victim, 200, event_id=delivered_id)
     log.order(victim, OWNER)
     # Within the library's sane window, but hours ahead: must count as now, not sort first forever.

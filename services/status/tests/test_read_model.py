@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from prometheus_client import REGISTRY
 
-from kafka_common import events, topics
-from kafka_common.events import Envelope, Event, Pizza, PizzaOrdered, PizzaStatus
+from kafka_common.events import Envelope, Event
+from kafka_common.shop import ids, topics
+from kafka_common.shop.events import Pizza, PizzaOrdered, PizzaStatus
 from pizza_status.read_model import ReadModel
 
 PIZZA = Pizza(sauce="Pesto", cheese="Gouda", main_topping="Pork", extra_toppings=("Onion",))
@@ -37,7 +38,7 @@ def model(clock):
 def event(payload, at, event_id=None):
     return Event(
         Envelope(
-            id=event_id or events.new_order_id(),
+            id=event_id or ids.new_order_id(),
             type=payload.TYPE,
             source="/tests",
             time=at,
@@ -72,7 +73,7 @@ def ignored(reason):
 
 
 def test_an_order_and_its_timeline(model):
-    oid = events.new_order_id()
+    oid = ids.new_order_id()
     model.apply_ordered(ordered(oid, NOW - timedelta(seconds=10)))
     for n, code in enumerate((200, 300, 400), start=1):
         model.apply_status(status(oid, code, NOW - timedelta(seconds=10 - n)))
@@ -84,7 +85,7 @@ def test_an_order_and_its_timeline(model):
 
 
 def test_status_events_before_the_order_arrive_in_any_order(model):
-    oid = events.new_order_id()
+    oid = ids.new_order_id()
     model.apply_status(status(oid, 300, seconds(-1)))
     model.apply_status(status(oid, 200, seconds(-2)))
     assert model.order(oid) is None
@@ -95,7 +96,7 @@ def test_status_events_before_the_order_arrive_in_any_order(model):
 
 
 def test_status_never_goes_back(model):
-    oid = events.new_order_id()
+    oid = ids.new_order_id()
     model.apply_ordered(ordered(oid))
     model.apply_status(status(oid, 300))
     model.apply_status(status(oid, 200))
@@ -104,7 +105,7 @@ def test_status_never_goes_back(model):
 
 
 def test_an_error_after_delivery_is_recorded_but_does_not_replace_delivered(model):
-    oid = events.new_order_id()
+    oid = ids.new_order_id()
     model.apply_ordered(ordered(oid, seconds(-4)))
     for n, code in enumerate((200, 300, 400), start=1):
         model.apply_status(status(oid, code, seconds(-4 + n)))
@@ -117,7 +118,7 @@ def test_an_error_after_delivery_is_recorded_but_does_not_replace_delivered(mode
 
 
 def test_an_error_is_final_too(model):
-    oid = events.new_order_id()
+    oid = ids.new_order_id()
     model.apply_ordered(ordered(oid))
     model.apply_status(status(oid, -100))
     model.apply_status(status(oid, 400))
@@ -126,7 +127,7 @@ def test_an_error_is_final_too(model):
 
 def test_final_status_among_early_events_is_the_first_to_arrive(model):
     """Events before the order are replayed through the same state machine, in time order."""
-    oid = events.new_order_id()
+    oid = ids.new_order_id()
     model.apply_status(status(oid, -100, seconds(-1)))
     model.apply_status(status(oid, 400, seconds(-2)))
     model.apply_ordered(ordered(oid, seconds(-3)))
@@ -135,7 +136,7 @@ def test_final_status_among_early_events_is_the_first_to_arrive(model):
 
 
 def test_the_same_event_id_is_applied_once(model):
-    oid = events.new_order_id()
+    oid = ids.new_order_id()
     first = ordered(oid)
     model.apply_ordered(first)
     again = status(oid, 200)
@@ -151,8 +152,8 @@ def test_the_same_event_id_is_applied_once(model):
 def test_an_event_id_is_unique_within_its_order_only(model):
     """Reusing a real event's id for another order (or as a status of the same order) hides nothing:
     whichever of them is applied first, the other still counts."""
-    first, second = events.new_order_id(), events.new_order_id()
-    shared = events.new_order_id()
+    first, second = ids.new_order_id(), ids.new_order_id()
+    shared = ids.new_order_id()
     model.apply_status(status(second, 200, event_id=shared))
     model.apply_ordered(ordered(first, seconds(-2), event_id=shared))
     model.apply_status(status(first, 400, seconds(-1), event_id=shared))
@@ -162,7 +163,7 @@ def test_an_event_id_is_unique_within_its_order_only(model):
 
 def test_an_order_cooked_twice_shows_each_status_once(model):
     """A duplicated pizza-ordered gets cooked again: new event ids, the same statuses."""
-    oid = events.new_order_id()
+    oid = ids.new_order_id()
     model.apply_ordered(ordered(oid, seconds(-9)))
     for round_ in (0, 4):
         for n, code in enumerate((200, 300, 400), start=1):
@@ -178,7 +179,7 @@ def test_an_order_cooked_twice_shows_each_status_once(model):
 
 
 def test_a_second_pizza_ordered_never_changes_the_customer(model):
-    oid = events.new_order_id()
+    oid = ids.new_order_id()
     model.apply_ordered(ordered(oid, seconds(-5), customer="0a0a"))
     model.apply_status(status(oid, 400, seconds(-4)))
     before = ignored("second_order")
@@ -193,7 +194,7 @@ def test_a_second_pizza_ordered_never_changes_the_customer(model):
 
 
 def test_a_future_ce_time_counts_as_now(model, clock):
-    honest, forged = events.new_order_id(), events.new_order_id()
+    honest, forged = ids.new_order_id(), ids.new_order_id()
     model.apply_ordered(ordered(honest, seconds(-1)))
     model.apply_ordered(ordered(forged, datetime(9999, 12, 31, tzinfo=UTC)))
     model.apply_status(status(honest, 200, datetime(9999, 12, 31, tzinfo=UTC)))
@@ -207,7 +208,7 @@ def test_a_future_ce_time_counts_as_now(model, clock):
 
 
 def test_orders_older_than_the_ttl_are_dropped(model):
-    old, new = events.new_order_id(), events.new_order_id()
+    old, new = ids.new_order_id(), ids.new_order_id()
     model.apply_ordered(ordered(old, NOW - timedelta(hours=3)))  # replayed from the log: never stored
     model.apply_ordered(ordered(new, NOW - timedelta(hours=1)))
     model.apply_status(status(new, 200, NOW - timedelta(minutes=50)))
@@ -219,7 +220,7 @@ def test_orders_older_than_the_ttl_are_dropped(model):
 
 
 def test_status_events_of_an_order_that_never_comes_are_purged(model, clock):
-    model.apply_status(status(events.new_order_id(), 200, seconds(-1)))
+    model.apply_status(status(ids.new_order_id(), 200, seconds(-1)))
     clock.now = NOW + timedelta(hours=3)
     model.purge()
     assert model._db.execute("SELECT count(*) FROM order_events").fetchone()[0] == 0
@@ -227,7 +228,7 @@ def test_status_events_of_an_order_that_never_comes_are_purged(model, clock):
 
 def test_replaying_the_log_into_the_same_database_changes_nothing(tmp_path, clock):
     path = str(tmp_path / "orders.sqlite")
-    oid = events.new_order_id()
+    oid = ids.new_order_id()
     log = [
         ordered(oid, seconds(-5)),
         status(oid, 200, seconds(-4)),
@@ -254,7 +255,7 @@ def test_replaying_the_log_into_the_same_database_changes_nothing(tmp_path, cloc
 def test_an_event_that_fails_halfway_leaves_nothing_behind_in_a_file(tmp_path, clock):
     """A crash between recording an event and applying it would make the replay skip it."""
     model = ReadModel(str(tmp_path / "orders.sqlite"), clock=clock)
-    oid = events.new_order_id()
+    oid = ids.new_order_id()
     model.apply_ordered(ordered(oid))
     model._db.execute("CREATE TEMP TRIGGER crash BEFORE UPDATE ON orders BEGIN SELECT RAISE(ABORT, 'crash'); END")
     oven = status(oid, 200)
@@ -271,14 +272,14 @@ def test_a_database_of_an_older_layout_is_rebuilt(tmp_path, clock):
         db.execute("CREATE TABLE orders (order_id TEXT PRIMARY KEY, customer_id TEXT)")
         db.execute("INSERT INTO orders VALUES ('x', 'y')")
     model = ReadModel(str(path), clock=clock)
-    oid = events.new_order_id()
+    oid = ids.new_order_id()
     model.apply_ordered(ordered(oid))
     assert model.order("x") is None and model.order(oid)["status"] == 100
 
 
 def test_oldest_open_order_age(model):
     assert model.oldest_open_age_seconds() == 0.0
-    waiting, done = events.new_order_id(), events.new_order_id()
+    waiting, done = ids.new_order_id(), ids.new_order_id()
     model.apply_ordered(ordered(done, NOW - timedelta(minutes=30)))
     model.apply_status(status(done, 400, NOW))
     model.apply_ordered(ordered(waiting, NOW - timedelta(minutes=20)))

@@ -10,9 +10,9 @@ import threading
 
 import pytest
 
-from kafka_common import menu
 from kafka_common.health import Health
 from kafka_common.producer import Delivered, ProduceError
+from kafka_common.shop.status import STATUS_RECEIVED, status_text
 from pizza_webapp.app import create_app
 from pizza_webapp.status_client import StatusUnavailable
 
@@ -56,7 +56,7 @@ class FakeStatus:
         order_id: str,
         customer_id: str,
         username: str = "alice",
-        status: int = menu.STATUS_RECEIVED,
+        status: int = STATUS_RECEIVED,
         ordered_at: str = "2026-01-01T12:00:00Z",
         events: list | None = None,
         **pizza,
@@ -66,7 +66,7 @@ class FakeStatus:
             "customer_id": customer_id,
             "username": username,
             "status": status,
-            "status_text": menu.status_text(status),
+            "status_text": status_text(status),
             "order": {
                 "sauce": "Tomato",
                 "cheese": "Mozzarella",
@@ -78,7 +78,7 @@ class FakeStatus:
             "updated_at": ordered_at,
             "events": events
             if events is not None
-            else [{"status": 100, "status_text": menu.status_text(100), "at": ordered_at}],
+            else [{"status": 100, "status_text": status_text(100), "at": ordered_at}],
         }
         self.orders_by_id[order_id] = order
         return order

@@ -10,8 +10,15 @@ import re
 import pytest
 from prometheus_client import REGISTRY
 
-from kafka_common import menu
-from kafka_common.events import PizzaOrdered
+from kafka_common.shop import menu
+from kafka_common.shop.events import PizzaOrdered
+from kafka_common.shop.status import (
+    STATUS_DELIVERED,
+    STATUS_IN_OVEN,
+    STATUS_OUT_FOR_DELIVERY,
+    STATUS_RECEIVED,
+    status_text,
+)
 from pizza_webapp.app import create_app
 
 SAUCES = ", ".join(menu.SAUCES)
@@ -294,7 +301,7 @@ def test_reads_need_a_login(client, path):
 
 def test_my_orders_newest_first_and_only_mine(client, customer, status):
     status.add("1" * 32, customer["customer_id"], ordered_at="2026-01-01T12:00:00Z")
-    status.add("2" * 32, customer["customer_id"], status=menu.STATUS_DELIVERED, ordered_at="2026-01-01T12:05:00Z")
+    status.add("2" * 32, customer["customer_id"], status=STATUS_DELIVERED, ordered_at="2026-01-01T12:05:00Z")
     status.add("3" * 32, MALLORY, "mallory", ordered_at="2026-01-01T12:10:00Z")
     response = client.get("/api/orders")
     assert response.status_code == 200
@@ -312,8 +319,8 @@ def test_my_orders_newest_first_and_only_mine(client, customer, status):
 
 def test_order_detail_with_events(client, customer, status):
     events = [
-        {"status": 100, "status_text": menu.status_text(100), "at": "2026-01-01T12:00:00Z"},
-        {"status": 200, "status_text": menu.status_text(200), "at": "2026-01-01T12:00:04Z"},
+        {"status": 100, "status_text": status_text(100), "at": "2026-01-01T12:00:00Z"},
+        {"status": 200, "status_text": status_text(200), "at": "2026-01-01T12:00:04Z"},
     ]
     status.add("4" * 32, customer["customer_id"], status=200, events=events)
     response = client.get("/api/orders/" + "4" * 32)
@@ -515,16 +522,16 @@ def test_open_orders_are_capped_per_customer(producer, status):
     assert other.post("/api/orders", json=VALID).status_code == 201
     # Once status shows one delivered (and one failed), two more may be ordered.
     first, second, third = (r.get_json()["order_id"] for r in placed)
-    status.add(first, me, status=menu.STATUS_DELIVERED)
+    status.add(first, me, status=STATUS_DELIVERED)
     status.add(second, me, status=-100)
-    status.add(third, me, status=menu.STATUS_IN_OVEN)
+    status.add(third, me, status=STATUS_IN_OVEN)
     assert [client.post("/api/orders", json=VALID).status_code for _ in range(3)] == [201, 201, 429]
 
 
 def test_the_cap_counts_the_read_model_too(producer, status):
     client, me = cap_app(producer, status, 2)
-    status.add("a" * 32, me, status=menu.STATUS_RECEIVED)
-    status.add("b" * 32, me, status=menu.STATUS_OUT_FOR_DELIVERY)
+    status.add("a" * 32, me, status=STATUS_RECEIVED)
+    status.add("b" * 32, me, status=STATUS_OUT_FOR_DELIVERY)
     assert client.post("/api/orders", json=VALID).status_code == 429
 
 

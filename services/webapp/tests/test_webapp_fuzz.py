@@ -10,7 +10,7 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kafka_common import menu
+from kafka_common.shop import menu
 from pizza_webapp.app import create_app
 
 from .conftest import FakeProducer, FakeStatus

@@ -15,9 +15,10 @@ import pytest
 import requests
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from kafka_common import topics
-from kafka_common.events import PizzaOrdered, decode
-from local_kafka.testing import read_records, wait_until
+from kafka_common.events import decode
+from kafka_common.shop import topics
+from kafka_common.shop.events import PizzaOrdered
+from shop_testing.helpers import read_records, wait_until
 
 pytestmark = pytest.mark.kafka
 

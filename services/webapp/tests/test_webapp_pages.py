@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from kafka_common import menu
+from kafka_common.shop import menu
+from kafka_common.shop.status import status_text
 from pizza_webapp.app import create_app
 from pizza_webapp.status_client import StatusClient
 
@@ -174,10 +175,10 @@ def test_status_text_from_the_read_model_is_escaped(shopper, status):
 
 def test_order_page_shows_status_and_timeline(shopper, status):
     events = [
-        {"status": 100, "status_text": menu.status_text(100), "at": "2026-01-01T12:00:00Z"},
-        {"status": 200, "status_text": menu.status_text(200), "at": "2026-01-01T12:00:04Z"},
-        {"status": 300, "status_text": menu.status_text(300), "at": "2026-01-01T12:00:16Z"},
-        {"status": 400, "status_text": menu.status_text(400), "at": "2026-01-01T12:00:25Z"},
+        {"status": 100, "status_text": status_text(100), "at": "2026-01-01T12:00:00Z"},
+        {"status": 200, "status_text": status_text(200), "at": "2026-01-01T12:00:04Z"},
+        {"status": 300, "status_text": status_text(300), "at": "2026-01-01T12:00:16Z"},
+        {"status": 400, "status_text": status_text(400), "at": "2026-01-01T12:00:25Z"},
     ]
     status.add("c" * 32, customer_id_of(shopper), status=400, events=events)
     response = shopper.get("/orders/" + "c" * 32)

@@ -1,6 +1,6 @@
 """A service's typed entry point: declare what it handles, then run().
 
-    app = App(KAFKA_USAGE, http_port=8002)
+    app = App(KAFKA_USAGE)  # ports: kafka_common.shop.components
 
     @app.handles(PizzaOrdered, once_per_order=True)
     def assemble(event: Event) -> Step: ...
@@ -13,7 +13,7 @@ transactional steps, consume.py) or a projection (every partition, a local
 read model, projection.py). run() configures logging, validates configuration
 (a mistake: one line on stderr, exit 2), calls setup(app) if given (for
 handlers that need settings read at start-up), builds the clients, serves
-/healthz /readyz /metrics on HTTP_PORT and any API on API_PORT, and runs the
+/healthz /readyz /metrics on HTTP_PORT and any API (add_api) on API_PORT, and runs the
 loop under the Supervisor (bounded.py): the loop on a worker thread, signals
 and Kafka call deadlines on the main thread. The process exits with the
 loop's code.
@@ -24,8 +24,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
-from kafka_common import events, kitchen, metrics, topics
+from kafka_common import events, metrics
 from kafka_common.bounded import KafkaCalls, Supervisor
 from kafka_common.config import (
     api_port,
@@ -41,20 +42,33 @@ from kafka_common.health import DEFAULT_STALL_AFTER_S, Health
 from kafka_common.http import HTTPServer, create_api_app, create_app
 from kafka_common.logging import configure_logging, get_logger
 from kafka_common.projection import ProjectionLoop, build_projection_consumer
+from kafka_common.shop import components, kitchen, topics
 from kafka_common.usage import KITCHEN, PROJECTION, KafkaUsage
 
 
 class App:
     def __init__(
-        self, usage: KafkaUsage, *, http_port: int, api_port: int | None = None, dlq_topic: str = topics.PIZZA_DLQ
+        self,
+        usage: KafkaUsage,
+        *,
+        http_port: int | None = None,
+        api_port: int | None = None,
+        dlq_topic: str = topics.PIZZA_DLQ,
     ):
+        """http_port, api_port: the defaults of HTTP_PORT and API_PORT; a shop component's
+        come from its row in kafka_common.shop.components."""
         if usage.loop not in (KITCHEN, PROJECTION):
             raise ValueError(f"{usage.component}: its KafkaUsage declares no consume loop")
         self.usage = usage
+        component = components.BY_NAME.get(usage.component)
+        if http_port is None:
+            if component is None:
+                raise ValueError(f"{usage.component} is not a shop component: pass http_port")
+            http_port = component.http_port
         self.default_http_port = http_port
-        self.default_api_port = api_port
+        self.default_api_port = api_port if api_port is not None or component is None else component.api_port
         self.dlq_topic = dlq_topic
-        self.handlers: dict[type[events.Payload], object] = {}
+        self.handlers: dict[type[events.Payload], Any] = {}  # Handles (kitchen) or a callable (projection)
         self.api_blueprints: list = []
         self.applied: Callable[[str, int, int], None] | None = None
 
@@ -79,10 +93,10 @@ class App:
         """Projection: called with (topic, partition, offset) after each record (read-your-writes)."""
         self.applied = callback
 
-    def serve_api(self, blueprint) -> None:
+    def add_api(self, blueprint) -> None:
         """Serve this blueprint on API_PORT, apart from probes and metrics."""
         if self.default_api_port is None:
-            raise ValueError("App(api_port=...) names the API's default port")
+            raise ValueError(f"{self.usage.component} has no API port (App(api_port=...) or its component row)")
         self.api_blueprints.append(blueprint)
 
     # -- running -----------------------------------------------------------------------------
@@ -104,7 +118,7 @@ class App:
         metrics.LAST_POLL_AGE.labels(component).set_function(health.seconds_since_beat)
         loop = self._build_loop(config, health, calls, stop)
         servers = [HTTPServer(create_app(component, health), http_port(self.default_http_port))]
-        if self.api_blueprints:
+        if self.api_blueprints and self.default_api_port is not None:
             servers.append(
                 HTTPServer(
                     create_api_app(component, self.api_blueprints), api_port(self.default_api_port), what="API_PORT"

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 DEFAULT_BOOTSTRAP = "localhost:9092"
 # KAFKA_* variables that are not librdkafka properties.
-NOT_CLIENT_PROPERTIES = frozenset({"KAFKA_CONFIG_FILE", "KAFKA_HOME", "KAFKA_TIME_SCALE"})
+NOT_CLIENT_PROPERTIES = frozenset({"KAFKA_CONFIG_FILE", "KAFKA_HOME"})
 
 
 class ConfigError(Exception):
@@ -37,14 +37,20 @@ class ClientConfig:
         return self.origin.get(prop, prop)
 
 
+class _CaseSensitiveParser(configparser.ConfigParser):
+    """librdkafka property names are case-sensitive: keep them as written."""
+
+    def optionxform(self, optionstr: str) -> str:
+        return optionstr
+
+
 def load_client_config(environ: Mapping[str, str] | None = None) -> ClientConfig:
     env = os.environ if environ is None else environ
     props: dict[str, str] = {"bootstrap.servers": DEFAULT_BOOTSTRAP}
     origin: dict[str, str] = {"bootstrap.servers": "the default bootstrap.servers"}
     path = env.get("KAFKA_CONFIG_FILE")
     if path:
-        parser = configparser.ConfigParser(interpolation=None)
-        parser.optionxform = str  # librdkafka property names are case-sensitive
+        parser = _CaseSensitiveParser(interpolation=None)
         try:
             with open(path, encoding="utf-8") as fh:
                 parser.read_file(fh)

@@ -35,17 +35,18 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from kafka_common import events, metrics, topics
+from kafka_common import events, metrics
 from kafka_common.bounded import EXIT_WEDGED, KafkaCalls
 from kafka_common.clients import ClientErrors, build_consumer, build_producer
 from kafka_common.config import ClientConfig
 from kafka_common.dead_letters import dead_letter
 from kafka_common.dedupe import DoneOrders
 from kafka_common.health import Health
-from kafka_common.kitchen import Step
 from kafka_common.lag import STATS_INTERVAL_MS, LagStats
 from kafka_common.logging import event_context, get_logger, record_fields
 from kafka_common.receiving import by_topic, describe, receiving, record_key
+from kafka_common.shop import topics
+from kafka_common.shop.kitchen import Step
 from kafka_common.transactions import Batch, Checkpoint, ClientWedged, Outcome, OutputRecord, TransactionFenced
 from kafka_common.usage import CLASSIC_ASSIGNORS, KafkaUsage, instance_id
 
@@ -103,7 +104,7 @@ def group_consumer_properties(usage: KafkaUsage, config: ClientConfig) -> dict:
         "auto.offset.reset": "earliest",  # a new group must not skip orders
         "isolation.level": "read_committed",  # never act on an aborted transaction's output
         "statistics.interval.ms": str(STATS_INTERVAL_MS),
-        "stats_cb": LagStats(usage.component, usage.group),
+        "stats_cb": LagStats(usage.component, usage.group_id),
     }
     if config.properties.get("group.protocol", "consumer") == "consumer":
         props["group.protocol"] = "consumer"
@@ -308,7 +309,7 @@ class KitchenLoop:
             now = time.monotonic()
             seconds = max(0.0, step.seconds * self.time_scale)
             if step.started:
-                self.log.info(step.started.format(seconds=_seconds(seconds)))
+                self.log.info(step.started, seconds=round(seconds, 3))
             work = _Work(msg, step, received=now, due=now + seconds, order_key=order_key)
             if seconds > 0:
                 self._kafka("pause", self.consumer.pause, [TopicPartition(*tp)])
@@ -497,7 +498,3 @@ class KitchenLoop:
         remaining = self.checkpoint.flush(FLUSH_TIMEOUT_S)
         self.log.info("producer flushed", undelivered=remaining)
         return 0
-
-
-def _seconds(value: float) -> str:
-    return f"{value:.2f}".rstrip("0").rstrip(".") or "0"

@@ -10,8 +10,7 @@ the whole record still is (until the source topic's retention removes it).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
+from kafka_common.timestamps import format_utc
 from kafka_common.transactions import OutputRecord
 
 MAX_VALUE_BYTES = 64 * 1024  # far below the default 1 MB message.max.bytes, with every header
@@ -43,7 +42,7 @@ def dead_letter(
         ("dlq_source_offset", str(offset).encode()),
         ("dlq_service", component.encode()),
         ("dlq_error", error.encode()[:MAX_ERROR_BYTES]),
-        ("dlq_time", datetime.now(UTC).isoformat().encode()),
+        ("dlq_time", format_utc().encode()),
     ]
     if value is not None and len(value) > MAX_VALUE_BYTES:
         extra.append(("dlq_value_truncated", str(len(value)).encode()))

@@ -1,7 +1,7 @@
-"""Event schemas and their wire format: the one place that defines what is on each topic.
+"""An event's wire format: a payload model as JSON in the value, its envelope in CloudEvents headers.
 
-Values are UTF-8 JSON of the payload models below. The envelope travels in the
-CloudEvents Kafka binding's headers (binary content mode): ce_specversion,
+Values are UTF-8 JSON of a Payload model (the shop's are in kafka_common.shop.events).
+The envelope travels in the CloudEvents Kafka binding's headers (binary content mode): ce_specversion,
 ce_id, ce_source, ce_type, ce_time, ce_subject (the order_id) plus the
 extension ce_schemaversion, and content-type. The record key is the order_id.
 """
@@ -11,19 +11,16 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, ClassVar, Literal
+from typing import ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from kafka_common import menu, topics
+from kafka_common.shop.ids import OrderId
+from kafka_common.timestamps import format_utc, parse_utc
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
-TYPE_PREFIX = "com.pizzashop."
 
-OrderId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
-CustomerId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{1,64}$")]
-MAX_EXTRA_TOPPINGS = len(menu.EXTRA_TOPPINGS)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_FUTURE = timedelta(days=1)  # clocks disagree by seconds; a day ahead is no real event
 
@@ -41,80 +38,6 @@ class Payload(BaseModel):
     order_id: OrderId
 
 
-class Pizza(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    sauce: Literal[menu.SAUCES]  # type: ignore[valid-type]
-    cheese: Literal[menu.CHEESES]  # type: ignore[valid-type]
-    main_topping: Literal[menu.MAIN_TOPPINGS]  # type: ignore[valid-type]
-    extra_toppings: tuple[Literal[menu.EXTRA_TOPPINGS], ...] = Field(  # type: ignore[valid-type]
-        default=(), max_length=MAX_EXTRA_TOPPINGS
-    )
-
-    @field_validator("extra_toppings")
-    @classmethod
-    def _no_repeats(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if len(set(value)) != len(value):
-            raise ValueError("extra toppings must not repeat")
-        return value
-
-    def seed(self) -> int:
-        """The original's kitchen seed: last 4 hex digits of md5("sauce@cheese@extras@main")."""
-        import hashlib
-
-        recipe = f"{self.sauce}@{self.cheese}@{','.join(self.extra_toppings)}@{self.main_topping}"
-        return int(hashlib.md5(recipe.encode()).hexdigest()[-4:], 16)
-
-
-class PizzaOrdered(Payload):
-    TOPIC = topics.PIZZA_ORDERED
-    TYPE = TYPE_PREFIX + "pizza.ordered"
-
-    customer_id: CustomerId
-    username: Annotated[str, StringConstraints(min_length=1, max_length=32)]
-    pizza: Pizza
-
-
-class PizzaAssembled(Payload):
-    TOPIC = topics.PIZZA_ASSEMBLED
-    TYPE = TYPE_PREFIX + "pizza.assembled"
-
-    customer_id: CustomerId
-    pizza: Pizza
-
-
-class PizzaBaked(Payload):
-    TOPIC = topics.PIZZA_BAKED
-    TYPE = TYPE_PREFIX + "pizza.baked"
-
-    # Carried so that delivery can deliver even without the early warning
-    # (a restart, a rebalance, or pizza-baked overtaking pizza-ordered).
-    customer_id: CustomerId
-
-
-class PizzaStatus(Payload):
-    TOPIC = topics.PIZZA_STATUS
-    TYPE = TYPE_PREFIX + "pizza.status"
-
-    status: int
-
-    @field_validator("status")
-    @classmethod
-    def _known_status(cls, value: int) -> int:
-        if value not in menu.STATUS_TEXT:
-            raise ValueError(f"unknown status code {value}")
-        return value
-
-    @property
-    def status_text(self) -> str:
-        return menu.status_text(self.status)
-
-
-PAYLOAD_BY_TOPIC: dict[str, type[Payload]] = {
-    model.TOPIC: model for model in (PizzaOrdered, PizzaAssembled, PizzaBaked, PizzaStatus)
-}
-
-
 @dataclass(frozen=True)
 class Envelope:
     id: str
@@ -125,29 +48,29 @@ class Envelope:
     order_id: str
 
 
+P = TypeVar("P", bound="Payload", covariant=True)
+
+
 @dataclass(frozen=True)
-class Event:
+class Event(Generic[P]):
+    """A consumed event: Event[PizzaOrdered] is what a handler of pizza-ordered receives."""
+
     envelope: Envelope
-    payload: Payload
+    payload: P
 
     @property
     def order_id(self) -> str:
         return self.payload.order_id
 
 
-def new_order_id() -> str:
-    return uuid.uuid4().hex
-
-
 def encode(payload: Payload, source: str, event_id: str | None = None, time: datetime | None = None):
     """Turn a payload into (key, value, headers) for Producer.produce()."""
-    time = time or datetime.now(UTC)
     headers = [
         ("ce_specversion", SPEC_VERSION),
         ("ce_id", event_id or str(uuid.uuid4())),
         ("ce_source", source),
         ("ce_type", payload.TYPE),
-        ("ce_time", time.isoformat(timespec="microseconds").replace("+00:00", "Z")),
+        ("ce_time", format_utc(time)),
         ("ce_subject", payload.order_id),
         ("ce_schemaversion", str(payload.SCHEMA_VERSION)),
         ("content-type", CONTENT_TYPE),
@@ -162,11 +85,9 @@ def _event_time(raw: str) -> datetime:
     parses, but converting it overflows datetime (OverflowError, not ValueError).
     """
     try:
-        time = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        time = parse_utc(raw)
     except ValueError as exc:
-        raise InvalidEvent(f"ce_time {_prefix(raw)!r} is not an RFC 3339 time") from exc
-    if time.tzinfo is None:
-        raise InvalidEvent("ce_time has no time zone")
+        raise InvalidEvent(f"ce_time {_prefix(raw)!r} is not an RFC 3339 time with a zone") from exc
     try:
         utc = time.astimezone(UTC)
     except (OverflowError, ValueError) as exc:
@@ -182,10 +103,12 @@ def _prefix(text: str, limit: int = 64) -> str:
 
 def decode(model: type[Payload], key: bytes | None, value: bytes | None, headers) -> Event:
     """Validate a consumed record against the schema expected on its topic; raises InvalidEvent."""
-    h = {}
+    h: dict[str, str] = {}  # a header without a value counts as missing
     for name, raw in headers or ():
+        if raw is None:
+            continue
         try:
-            h[name] = raw.decode() if raw is not None else None
+            h[name] = raw.decode()
         except UnicodeDecodeError as exc:
             raise InvalidEvent(f"header {name} is not UTF-8") from exc
     missing = [n for n in ("ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time") if not h.get(n)]

@@ -13,6 +13,7 @@ import threading
 import time
 
 from flask import Flask, Response, g, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from kafka_common import metrics
@@ -72,9 +73,15 @@ def install_request_metrics(app: Flask, component: str) -> None:
         return response
 
 
+class JSONInOrder(DefaultJSONProvider):
+    """JSON responses keep their keys in the order the code writes them."""
+
+    sort_keys = False
+
+
 def create_app(component: str, health: Health) -> Flask:
     app = Flask(f"pizza-{component}")
-    app.json.sort_keys = False
+    app.json = JSONInOrder(app)
     install_observability(app, component, health)
     return app
 
@@ -83,7 +90,7 @@ def create_api_app(component: str, blueprints) -> Flask:
     """An app of a service's own routes only, for a port of its own (API_PORT): what may
     scrape metrics or probe the pod cannot reach it, and it cannot reach the probes."""
     app = Flask(f"pizza-{component}-api")
-    app.json.sort_keys = False
+    app.json = JSONInOrder(app)
     install_request_metrics(app, component)
     for blueprint in blueprints:
         app.register_blueprint(blueprint)

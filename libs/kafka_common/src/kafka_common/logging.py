@@ -14,6 +14,7 @@ import sys
 from contextlib import contextmanager
 
 import structlog
+from structlog.typing import Processor
 
 _SERVICE = {"name": "unknown"}
 
@@ -30,7 +31,7 @@ def configure_logging(service: str, fmt: str | None = None, level: str | None = 
     level_no = logging.getLevelName(level_name)
     if not isinstance(level_no, int):
         level_no = logging.INFO
-    shared = [
+    shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         _add_service,
         structlog.stdlib.add_log_level,
@@ -38,6 +39,7 @@ def configure_logging(service: str, fmt: str | None = None, level: str | None = 
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
     ]
+    renderer_chain: list[Processor]
     if fmt == "json":
         # Exceptions become structured fields (type, value, frames), not a text blob.
         renderer_chain = [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()]

@@ -1,8 +1,9 @@
 """Producers: idempotent (acks=all), delivery reports logged like the original's.
 
 EventProducer.send() waits for the broker's acknowledgement, so a caller
-(the webapp) answers only once the event is durable. TransactionalProducer
-is what the consume loop uses for consume -> produce.
+(the webapp) answers only once the event is durable. The kitchen loop's
+consume -> produce goes through a transactional producer instead
+(transactions.Checkpoint).
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 
 from kafka_common import metrics
 from kafka_common.bounded import CallAbandoned, KafkaCalls
@@ -143,7 +143,7 @@ class Checkpoint:
     def __init__(
         self,
         component: str,
-        make_producer: Callable[[], object],
+        make_producer: Callable[[], Producer],
         calls: KafkaCalls,
         stop: threading.Event,
         log,

@@ -11,7 +11,7 @@ import re
 import socket
 from dataclasses import dataclass
 
-from kafka_common import topics
+from kafka_common.shop import topics
 
 # Partition assignors. With the KIP-848 consumer group protocol (the default, see
 # consume.py) the broker assigns: "uniform" spreads partitions evenly, "range" gives
@@ -44,6 +44,13 @@ class KafkaUsage:
     transactional: bool = False  # output events and consumed offsets in one transaction
     assignment: str = UNIFORM
     dead_letters: bool = True  # invalid events go to pizza-dlq
+
+    @property
+    def group_id(self) -> str:
+        """The consumer group, for code that runs only where one is declared."""
+        if self.group is None:
+            raise ValueError(f"{self.component}: its KafkaUsage declares no consumer group")
+        return self.group
 
     @property
     def loop(self) -> str | None:

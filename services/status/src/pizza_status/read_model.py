@@ -32,10 +32,14 @@ from datetime import UTC, datetime, timedelta
 
 from prometheus_client import Counter
 
-from kafka_common import metrics, topics
-from kafka_common.events import Event, PizzaOrdered, PizzaStatus
+from kafka_common import metrics
+from kafka_common.events import Event
 from kafka_common.logging import get_logger
-from kafka_common.menu import STATUS_DELIVERED, STATUS_OUT_FOR_DELIVERY, STATUS_RECEIVED, status_text
+from kafka_common.shop import topics
+from kafka_common.shop.events import PizzaOrdered, PizzaStatus
+from kafka_common.shop.status import STATUS_DELIVERED, STATUS_OUT_FOR_DELIVERY, STATUS_RECEIVED, is_final, status_text
+from kafka_common.timestamps import format_utc as _iso
+from kafka_common.timestamps import parse_utc as _parse
 
 # A projection: a database of an older layout is dropped and rebuilt from the log.
 SCHEMA_VERSION = 2
@@ -80,10 +84,6 @@ EVENTS_IGNORED = Counter(
 log = get_logger(__name__)
 
 
-def is_final(status: int) -> bool:
-    return status == STATUS_DELIVERED or status < 0
-
-
 def advances(current: int, new: int) -> bool:
     """The state machine: does `new` replace `current` as an order's status?"""
     if is_final(current):
@@ -94,14 +94,6 @@ def advances(current: int, new: int) -> bool:
 def timeline_rank(status: int) -> int:
     """Tie-break for events at the same instant: the order they normally happen in."""
     return 10_000 if status < 0 else status
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def _parse(iso: str) -> datetime:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00"))
 
 
 class ReadModel:
@@ -134,8 +126,8 @@ class ReadModel:
                 self._db.execute("BEGIN")
             yield
 
-    def apply_ordered(self, event: Event) -> None:
-        order: PizzaOrdered = event.payload
+    def apply_ordered(self, event: Event[PizzaOrdered]) -> None:
+        order = event.payload
         at, now = self._trusted_time(event)
         if at < now - self.ttl:
             return
@@ -176,8 +168,8 @@ class ReadModel:
         metrics.ORDERS_BY_STATUS.labels(COMPONENT, str(status)).inc()
         self._maybe_purge()
 
-    def apply_status(self, event: Event) -> None:
-        change: PizzaStatus = event.payload
+    def apply_status(self, event: Event[PizzaStatus]) -> None:
+        change = event.payload
         at, now = self._trusted_time(event)
         if at < now - self.ttl:
             return
@@ -234,6 +226,8 @@ class ReadModel:
                 updated = row["at"]
             elif advances(status, row["status"]):
                 status, updated = row["status"], row["at"]
+        # apply_ordered records the order's 100 before folding: a timeline is never empty.
+        assert updated is not None, f"order {order_id} has no timeline"
         return status, updated
 
     def _maybe_purge(self) -> None:

@@ -10,7 +10,7 @@ import json
 
 from flask import Blueprint, current_app, g, jsonify, request, url_for
 
-from kafka_common import menu
+from kafka_common.shop import menu
 from pizza_webapp import auth
 from pizza_webapp.errors import ApiError
 from pizza_webapp.orders import OrderRefused, Orders

@@ -12,9 +12,11 @@ from importlib import resources
 
 from flask import Flask, Response, g, request, session
 
-from kafka_common import menu
 from kafka_common.health import Health
-from kafka_common.http import install_observability
+from kafka_common.http import JSONInOrder, install_observability
+from kafka_common.shop import menu
+from kafka_common.shop.status import NAMES as STATUS_NAMES
+from kafka_common.shop.status import status_name
 from pizza_webapp import api, auth, pages
 from pizza_webapp.body import BODY_TIMEOUT_S, BufferedBody, raise_body_error
 from pizza_webapp.errors import install_error_handlers
@@ -52,14 +54,6 @@ def _clock(value) -> str:
     return parsed.strftime("%H:%M:%S UTC") if parsed else "—"
 
 
-def _status_class(status) -> str:
-    if not isinstance(status, int):
-        return "unknown"
-    if status < 0:
-        return "error"
-    return {100: "received", 200: "oven", 300: "delivery", 400: "delivered"}.get(status, "unknown")
-
-
 def create_app(
     *,
     producer_factory: Callable[[], object],
@@ -73,7 +67,7 @@ def create_app(
     body_timeout_s: float = BODY_TIMEOUT_S,
 ) -> Flask:
     app = Flask("pizza_webapp")
-    app.json.sort_keys = False
+    app.json = JSONInOrder(app)
     app.config.update(
         SECRET_KEY=secret_key,
         SESSION_COOKIE_NAME="pizza_session",
@@ -93,7 +87,7 @@ def create_app(
     app.extensions["pizza.revocations"] = (
         revocations if revocations is not None else RevokedSessions(auth.SESSION_LIFETIME.total_seconds())
     )
-    app.wsgi_app = BufferedBody(app.wsgi_app, MAX_BODY_BYTES, body_timeout_s)
+    app.wsgi_app = BufferedBody(app.wsgi_app, MAX_BODY_BYTES, body_timeout_s)  # type: ignore[method-assign]
 
     # Readiness: this worker serves pages. It never depends on Kafka or the status service,
     # which every replica shares: ordering answers 503 instead, the pages say what is missing.
@@ -103,8 +97,10 @@ def create_app(
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
 
-    app.jinja_env.globals.update(csrf_token=auth.csrf_token, menu=menu.MENU, progress=pages.PROGRESS)
-    app.jinja_env.filters.update(clock=_clock, status_class=_status_class)
+    app.jinja_env.globals.update(
+        csrf_token=auth.csrf_token, menu=menu.MENU, progress=pages.PROGRESS, status_names=STATUS_NAMES
+    )
+    app.jinja_env.filters.update(clock=_clock, status_class=status_name)
 
     @app.before_request
     def _before():

@@ -10,20 +10,21 @@ customer always sees what they just ordered.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from kafka_common import menu, metrics
-from kafka_common.events import Pizza, PizzaOrdered, new_order_id
+from kafka_common import metrics
 from kafka_common.logging import get_logger
-from kafka_common.producer import Delivered, ProduceError
+from kafka_common.producer import Delivered, EventProducer, ProduceError
+from kafka_common.shop.events import Pizza, PizzaOrdered
+from kafka_common.shop.ids import is_order_id, new_order_id
+from kafka_common.shop.status import STATUS_RECEIVED, is_final, status_text
+from kafka_common.timestamps import format_utc, parse_utc
 from pizza_webapp.status_client import StatusClient, StatusUnavailable
 
 COMPONENT = "webapp"
-ORDER_ID = re.compile(r"^[0-9a-f]{32}$")
 # librdkafka gives up on an order after this long (message.timeout.ms) and reports it failed
 # (it scans for expired messages about once a second); EventProducer waits PRODUCER_MARGIN_S
 # more for that report. A produce that starts finishes, one way or the other, within both.
@@ -53,18 +54,14 @@ KAFKA_UNAVAILABLE = (
 )
 
 
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def parse_time(value) -> datetime | None:
+def parse_time(value: object) -> datetime | None:
+    """A time from the status service or the session cookie; None when it is not one."""
     if not isinstance(value, str):
         return None
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_utc(value)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -100,15 +97,15 @@ class Placed:
         placed = parse_time(self.ordered_at)
         if placed is None or (datetime.now(UTC) - placed).total_seconds() > PENDING_GRACE_S:
             return None
-        text = menu.status_text(menu.STATUS_RECEIVED)
+        text = status_text(STATUS_RECEIVED)
         return {
             "order_id": self.order_id,
-            "status": menu.STATUS_RECEIVED,
+            "status": STATUS_RECEIVED,
             "status_text": text,
             "order": self.order,
             "ordered_at": self.ordered_at,
             "updated_at": self.ordered_at,
-            "events": [{"status": menu.STATUS_RECEIVED, "status_text": text, "at": self.ordered_at}],
+            "events": [{"status": STATUS_RECEIVED, "status_text": text, "at": self.ordered_at}],
         }
 
 
@@ -143,8 +140,8 @@ class JustPlaced:
 
 
 def is_open(order: dict) -> bool:
-    status = order.get("status")
-    return isinstance(status, int) and 0 <= status < menu.STATUS_DELIVERED
+    code = order.get("status")
+    return isinstance(code, int) and not is_final(code)
 
 
 def summary(order: dict) -> dict:
@@ -173,7 +170,7 @@ class Orders:
 
     def __init__(
         self,
-        producer: Callable[[], object],
+        producer: Callable[[], EventProducer],
         status: StatusClient,
         max_open: int = DEFAULT_MAX_OPEN_ORDERS,
         offload: Callable[[Callable[[], Delivered], float], Delivered] = direct,
@@ -244,7 +241,7 @@ class Orders:
             offset=delivered.offset,
         )
         return Placed(
-            event.order_id, f"{delivered.partition}:{delivered.offset}", pizza.model_dump(mode="json"), now_iso()
+            event.order_id, f"{delivered.partition}:{delivered.offset}", pizza.model_dump(mode="json"), format_utc()
         )
 
     # --- query side --------------------------------------------------------------------------
@@ -260,7 +257,7 @@ class Orders:
 
     def get(self, customer_id: str, order_id: str, latest: Placed | None) -> dict | None:
         """The order's detail, or None for an unknown order or another customer's; raises StatusUnavailable."""
-        if not ORDER_ID.match(order_id):
+        if not is_order_id(order_id):
             return None
         found = self.status.order(order_id, latest.wait_for if latest else None)
         if found is not None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 
-from kafka_common import menu
+from kafka_common.shop.ids import is_order_id
+from kafka_common.shop.status import STATUS_DELIVERED, STATUS_IN_OVEN, STATUS_OUT_FOR_DELIVERY, STATUS_RECEIVED
 from pizza_webapp import auth
-from pizza_webapp.orders import ORDER_ID, OrderRefused, Orders
+from pizza_webapp.orders import OrderRefused, Orders
 from pizza_webapp.revocation import RevocationFailed
 from pizza_webapp.status_client import StatusUnavailable
 from pizza_webapp.validation import InvalidInput, parse_order_form, parse_username
@@ -110,7 +111,7 @@ def order_page(order_id: str):
     try:
         order = orders().get(g.customer_id, order_id, latest)
     except StatusUnavailable:
-        pending = Orders.pending(order_id, latest) if ORDER_ID.match(order_id) else None
+        pending = Orders.pending(order_id, latest) if is_order_id(order_id) else None
         return render_template("order.html", order=pending, order_id=order_id, unavailable=True), 503
     if order is None:
         abort(404, description="We could not find that order. It may be someone else's, or too old.")
@@ -119,8 +120,8 @@ def order_page(order_id: str):
 
 # Steps of the progress bar on the order page, in kitchen order.
 PROGRESS = (
-    (menu.STATUS_RECEIVED, "Received"),
-    (menu.STATUS_IN_OVEN, "In the oven"),
-    (menu.STATUS_OUT_FOR_DELIVERY, "On its way"),
-    (menu.STATUS_DELIVERED, "Delivered"),
+    (STATUS_RECEIVED, "Received"),
+    (STATUS_IN_OVEN, "In the oven"),
+    (STATUS_OUT_FOR_DELIVERY, "On its way"),
+    (STATUS_DELIVERED, "Delivered"),
 )

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import threading
 import time
+from typing import Any
 
-from kafka_common import topics
 from kafka_common.logging import get_logger
+from kafka_common.shop import topics
 
 
 class RevocationFailed(Exception):
@@ -53,7 +54,7 @@ class RevokedSessions:
 
 # The shared record: one small topic that only the webapp writes and reads. Key and value
 # are the revoked session id and until when (epoch seconds); nothing else about the customer.
-LOGOUTS_TOPIC = topics.PIZZA_LOGOUTS  # created with the shop's other topics (kafka_common.topics)
+LOGOUTS_TOPIC = topics.PIZZA_LOGOUTS  # created with the shop's other topics (kafka_common.shop.topics)
 PUBLISH_TIMEOUT_S = 4.0
 
 
@@ -75,7 +76,7 @@ class KafkaRevokedSessions(RevokedSessions):
         self._group = group
         self._offload = offload
         self._topic = topic
-        self._producer = None
+        self._producer: Any = None  # a confluent_kafka Producer once started
         self._stop = threading.Event()
         self._reader: threading.Thread | None = None
         self._log = get_logger("webapp")
@@ -164,6 +165,8 @@ class KafkaRevokedSessions(RevokedSessions):
 
     def _apply(self, key: bytes | None, value: bytes | None) -> None:
         try:
+            if key is None or value is None:
+                raise ValueError("no key or no value")
             until = float(json.loads(value)["until"])
             sid = key.decode()
         except (TypeError, ValueError, KeyError, AttributeError, UnicodeDecodeError):

@@ -22,9 +22,10 @@ import secrets
 import shutil
 import tempfile
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
-from kafka_common import topics
+from kafka_common.shop import components, topics
 from kafka_common.usage import KafkaUsage
 from pizza_webapp.revocation import LOGOUTS_TOPIC
 
@@ -39,8 +40,8 @@ KAFKA_USAGE = KafkaUsage(
     dead_letters=False,
 )
 
-DEFAULT_HTTP_PORT = 8000
-DEFAULT_STATUS_URL = "http://127.0.0.1:8011"
+DEFAULT_HTTP_PORT = components.BY_NAME["webapp"].http_port
+DEFAULT_STATUS_URL = components.STATUS_API_URL
 GRACEFUL_TIMEOUT_S = 20
 
 
@@ -136,7 +137,7 @@ def build_app(settings: Settings, kafka_config):
         max_open_orders=settings.max_open_orders,
         body_timeout_s=settings.body_timeout_s,
         offload=offload,
-        revocations=KafkaRevokedSessions(kafka_config, SESSION_LIFETIME.total_seconds(), offload, KAFKA_USAGE.group),
+        revocations=KafkaRevokedSessions(kafka_config, SESSION_LIFETIME.total_seconds(), offload, KAFKA_USAGE.group_id),
     )
 
 
@@ -150,7 +151,7 @@ class ThreadOffload:
 
     def __init__(self, size: int):
         self.size = size
-        self._pool = None
+        self._pool: Any = None  # gevent ThreadPool, created on first use (after the fork)
 
     def __call__(self, fn, timeout_s: float):
         import gevent
@@ -289,7 +290,7 @@ def _child_exit(server, worker) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
-def serve() -> int:
+def run_gunicorn() -> int:
     metrics_dir = _prepare_metrics_dir()  # before anything imports prometheus_client
 
     from kafka_common.config import check_client_config, load_client_config
@@ -322,4 +323,4 @@ def serve() -> int:
 def main() -> None:
     from kafka_common.config import run_main
 
-    run_main(serve)
+    run_main(run_gunicorn)

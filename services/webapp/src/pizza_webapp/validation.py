@@ -10,8 +10,8 @@ import secrets
 import unicodedata
 from collections.abc import Mapping
 
-from kafka_common import menu
-from kafka_common.events import MAX_EXTRA_TOPPINGS, Pizza
+from kafka_common.shop import menu
+from kafka_common.shop.events import MAX_EXTRA_TOPPINGS, Pizza
 
 MAX_USERNAME_LENGTH = 32
 ORDER_FIELDS = ("sauce", "cheese", "main_topping", "extra_toppings")

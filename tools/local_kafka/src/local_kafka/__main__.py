@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         while not stop.wait(0.5):
             if not kafka.running:
                 print(
-                    f"Kafka exited on its own with code {kafka.process.returncode}; see {kafka.log_file}",
+                    f"Kafka exited on its own with code {kafka.process and kafka.process.returncode}; see {kafka.log_file}",
                     file=sys.stderr,
                     flush=True,
                 )

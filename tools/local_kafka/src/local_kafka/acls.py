@@ -14,11 +14,13 @@ uses it without helm.
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Iterable, Mapping
 
 from confluent_kafka.admin import AclBinding, AclOperation, AclPermissionType, ResourcePatternType, ResourceType
+
+from kafka_common.shop import components
+from kafka_common.usage import KafkaUsage
 
 RESOURCE_TYPES = {
     "topic": ResourceType.TOPIC,
@@ -28,7 +30,6 @@ RESOURCE_TYPES = {
 }
 PATTERN_TYPES = {"literal": ResourcePatternType.LITERAL, "prefix": ResourcePatternType.PREFIXED}
 PERMISSIONS = {"allow": AclPermissionType.ALLOW, "deny": AclPermissionType.DENY}
-SHOP_COMPONENTS = ("webapp", "status", "assemble", "bake", "delivery")
 
 
 def _operation(name: str) -> AclOperation:
@@ -77,13 +78,9 @@ def usage_acls(usage) -> list[dict]:
     return acls
 
 
-def shop_usage(component: str):
+def shop_usage(component: str) -> KafkaUsage:
     """The KAFKA_USAGE a shop service declares in its code."""
-    return importlib.import_module(USAGE_MODULES.get(component, f"pizza_{component}.service")).KAFKA_USAGE
-
-
-# Where a service declares its KAFKA_USAGE: its business file, or the webapp's server bootstrap.
-USAGE_MODULES = {"webapp": "pizza_webapp.server"}
+    return components.BY_NAME[component].kafka_usage()
 
 
 def add_shop_users(kafka, components: Iterable[str]) -> dict[str, dict[str, str]]:

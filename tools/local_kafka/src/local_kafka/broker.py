@@ -291,6 +291,8 @@ def server_properties(
         "log.retention.check.interval.ms": "300000",
     }
     if auth is not None:
+        if admin_password is None:
+            raise ValueError("an authorizing broker needs its admin's password")
         props.update(auth_properties(auth, admin_password))
     props.update(overrides or {})
     return props
@@ -508,7 +510,7 @@ class LocalKafka:
             time.sleep(0.1)
 
     def __repr__(self) -> str:
-        state = f"pid {self.process.pid}" if self.running else "stopped"
+        state = f"pid {self.process.pid}" if self.process is not None and self.running else "stopped"
         return f"LocalKafka({self.bootstrap}, controller {HOST}:{self.controller_port}, {self.data_dir}, {state})"
 
     def __enter__(self) -> LocalKafka:
@@ -675,8 +677,8 @@ class LocalKafka:
         return proc.returncode
 
     def create_topics(self, partitions: int | None = None) -> dict[str, str]:
-        """The shop's topics (kafka_common.topics.create_topics): {topic: "created"|"exists"}."""
-        from kafka_common.topics import DEFAULT_PARTITIONS, create_topics
+        """The shop's topics (kafka_common.shop.topics.create_topics): {topic: "created"|"exists"}."""
+        from kafka_common.shop.topics import DEFAULT_PARTITIONS, create_topics
 
         return create_topics(self.admin_config(), partitions or DEFAULT_PARTITIONS)
 

@@ -3,7 +3,9 @@
 (function () {
   "use strict";
 
-  var STATUS_CLASSES = { 100: "received", 200: "oven", 300: "delivery", 400: "delivered" };
+  // Status code -> short name, the CSS class; the page carries kafka_common.shop.status's table.
+  var orderSection = document.getElementById("order");
+  var STATUS_CLASSES = orderSection ? JSON.parse(orderSection.getAttribute("data-status-names") || "{}") : {};
   var POLL_MS = 1000;
   var MAX_BACKOFF_MS = 8000;
 

@@ -1,0 +1,1 @@
+"""`make run`: the shop on this machine (shop_launcher.launcher)."""
