@@ -23,6 +23,7 @@ import logging
 import os
 import re
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -116,8 +117,8 @@ def _add_service_and_record(_: WrappedLogger, __: str, event_dict: EventDict) ->
         if "topic" not in event_dict:
             msg = handling.msg
             fields = record_fields(msg) if (_SETTINGS.json or _SETTINGS.debug) else record_coordinates(msg)
-            for key, value in fields.items():
-                event_dict.setdefault(key, value)
+            fields.update(event_dict)  # what the line says itself wins
+            return fields
     return event_dict
 
 
@@ -155,13 +156,29 @@ def _console_renderer(_: WrappedLogger, __: str, event_dict: EventDict) -> str:
     return f"{line}\n{exception}" if exception else line
 
 
+class _Stamper:
+    """The line's time: the formatted second is cached, only the fraction is new on each line."""
+
+    def __init__(self, utc: bool):
+        self.utc = utc
+        self._cached: tuple[int, str] = (-1, "")
+
+    def __call__(self, _: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+        now = time.time()
+        second = int(now)
+        cached_second, text = self._cached
+        if second != cached_second:
+            if self.utc:
+                text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            else:
+                text = time.strftime("%H:%M:%S", time.localtime(second))
+            self._cached = (second, text)  # one assignment: threads see a consistent pair
+        event_dict["timestamp"] = f"{text}.{int((now - second) * 1_000_000):06d}Z" if self.utc else text
+        return event_dict
+
+
 def _shared(fmt: str) -> list[Processor]:
-    timestamper = (
-        structlog.processors.TimeStamper(fmt="iso", utc=True)
-        if fmt == "json"
-        else structlog.processors.TimeStamper(fmt="%H:%M:%S", utc=False)
-    )
-    return [_add_service_and_record, structlog.processors.add_log_level, timestamper]
+    return [_add_service_and_record, structlog.processors.add_log_level, _Stamper(utc=fmt == "json")]
 
 
 def configure_logging(service: str, fmt: str | None = None, level: str | None = None) -> None:
