@@ -53,6 +53,7 @@ POLL_TIMEOUT_S = 0.5  # longest the loop waits for a record; bounds liveness bea
 MAX_BATCH = 500  # records drained per loop turn before committing (one transaction)
 HANDLER_ATTEMPTS = 3  # a handler raising this often sends the event to the DLQ
 TRANSACTION_TIMEOUT_MS = 15_000  # the broker aborts a vanished instance's open transaction after this
+CONSUMER_QUEUE_LIMITS = {"queued.min.messages": "2000", "queued.max.messages.kbytes": "4096"}
 TXN_RETRY_BACKOFF_MS = 10  # librdkafka's default (100) is most of the p99 of an order's three hops
 CLOSE_TIMEOUT_S = 10.0
 FLUSH_TIMEOUT_S = 5.0
@@ -106,6 +107,10 @@ def group_consumer_properties(usage: KafkaUsage, config: ClientConfig) -> dict:
         "statistics.interval.ms": str(STATS_INTERVAL_MS),
         "stats_cb": LagStats(usage.component, usage.group),
     }
+    # librdkafka prefetches up to 100,000 records or 64 MiB per consumer: in a burst, most of
+    # a kitchen's memory. A few batches ahead keep the loop as busy (MAX_BATCH per turn).
+    for prop, value in CONSUMER_QUEUE_LIMITS.items():
+        props[prop] = config.properties.get(prop, value)
     if config.properties.get("group.protocol", "consumer") == "consumer":
         props["group.protocol"] = "consumer"
         props.setdefault("group.remote.assignor", config.properties.get("group.remote.assignor", usage.assignment))

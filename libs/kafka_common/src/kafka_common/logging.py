@@ -8,7 +8,7 @@ confluent-kafka) are routed through the same renderer, so a container prints
 one format only.
 
 Every line carries the service. A line written while a record is handled
-(inside about_record()) also carries its topic, partition, offset and
+(between handling() and done_with()) also carries its topic, partition, offset and
 order_id, and in JSON a bounded prefix of its value (all of it at DEBUG): one
 context variable set per record, read only when a line is really written.
 
@@ -24,9 +24,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any
 
 import orjson
@@ -47,8 +45,8 @@ class _Settings:
 _SETTINGS = _Settings()
 
 
-class _Handling:
-    """The record being handled on this thread, and whether a line about it was written."""
+class HandledRecord:
+    """The record being handled on this thread, and whether a line about it was written (told)."""
 
     __slots__ = ("msg", "told")
 
@@ -57,7 +55,7 @@ class _Handling:
         self.told = False
 
 
-_HANDLING: ContextVar[_Handling | None] = ContextVar("pizza_record_handled", default=None)
+_HANDLING: ContextVar[HandledRecord | None] = ContextVar("pizza_record_handled", default=None)
 
 
 def bounded_text(raw: bytes | None, limit: int) -> str | None:
@@ -97,15 +95,14 @@ def record_fields(msg: Any) -> dict[str, Any]:
     return fields
 
 
-@contextmanager
-def about_record(msg: Any) -> Iterator[_Handling]:
-    """Lines written inside carry the record's coordinates; .told says whether any was written."""
-    handling = _Handling(msg)
-    token = _HANDLING.set(handling)
-    try:
-        yield handling
-    finally:
-        _HANDLING.reset(token)
+def handling(msg: Any) -> tuple[HandledRecord, Token]:
+    """From now on, lines written on this thread carry the record's coordinates (until done_with)."""
+    record = HandledRecord(msg)
+    return record, _HANDLING.set(record)
+
+
+def done_with(token: Token) -> None:
+    _HANDLING.reset(token)
 
 
 # -- processors ------------------------------------------------------------------------------------

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from confluent_kafka import Message, TopicPartition
 
 from kafka_common import metrics
-from kafka_common.logging import KEY_PREFIX_BYTES, about_record, bounded_text, debug_enabled, record_fields
+from kafka_common.logging import KEY_PREFIX_BYTES, bounded_text, debug_enabled, done_with, handling, record_fields
 
 
 class _Counters:
@@ -32,29 +31,37 @@ class _Counters:
 _COUNTERS: dict[str, _Counters] = {}
 
 
-@contextmanager
-def receiving(component: str, log: Any, msg: Message, replay: bool = False) -> Iterator[None]:
+class receiving:  # noqa: N801 - used as a context manager, like a function
     """Count, log and time one record; every log line inside carries its coordinates.
 
     One line per record at INFO (the chronology): whatever the handling logs about
     it (a kitchen step's "Preparing order ...", say), or else "event received". At
     DEBUG "event received" comes first, with the whole value. A replayed record (a
     projection catching up) is logged at debug only: at info, logging would take
-    most of a rebuild's time.
+    most of a rebuild's time. A class, not a generator: this runs for every record.
     """
-    counters = _COUNTERS.get(component) or _COUNTERS.setdefault(component, _Counters(component))
-    consumed, seconds = counters.of(msg.topic())
-    consumed.inc()
-    with about_record(msg) as handling:
+
+    __slots__ = ("log", "msg", "replay", "_seconds", "_handling", "_token", "_started")
+
+    def __init__(self, component: str, log: Any, msg: Message, replay: bool = False):
+        self.log, self.msg, self.replay = log, msg, replay
+        counters = _COUNTERS.get(component) or _COUNTERS.setdefault(component, _Counters(component))
+        consumed, self._seconds = counters.of(msg.topic())
+        consumed.inc()
+
+    def __enter__(self) -> None:
+        self._handling, self._token = handling(self.msg)
         if debug_enabled():
-            log.debug("event received", **record_fields(msg))
-        started = time.perf_counter()
+            self.log.debug("event received", **record_fields(self.msg))
+        self._started = time.perf_counter()
+
+    def __exit__(self, *exc_info: object) -> None:
         try:
-            yield
+            self._seconds.observe(time.perf_counter() - self._started)
+            if not self._handling.told and not self.replay:
+                self.log.info("event received")
         finally:
-            seconds.observe(time.perf_counter() - started)
-            if not handling.told and not replay:
-                log.info("event received")
+            done_with(self._token)
 
 
 def record_key(msg: Message) -> str | None:

@@ -23,6 +23,7 @@ every start, so it may live in memory (the default) or in a scratch file.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import threading
@@ -31,7 +32,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from kafka_common import metrics, topics
 from kafka_common.events import Event, PizzaOrdered, PizzaStatus
@@ -79,6 +80,12 @@ EVENTS_IGNORED = Counter(
 )
 
 log = get_logger(__name__)
+
+
+@functools.lru_cache(maxsize=64)
+def _orders_by_status(status: int) -> Gauge:
+    """The gauge's child for one status, looked up once (a label look-up per event is a rebuild's cost)."""
+    return metrics.ORDERS_BY_STATUS.labels(COMPONENT, str(status))
 
 
 def is_final(status: int) -> bool:
@@ -204,7 +211,7 @@ class ReadModel:
                     updated,
                 ),
             )
-        metrics.ORDERS_BY_STATUS.labels(COMPONENT, str(status)).inc()
+        _orders_by_status(status).inc()
         self._maybe_purge()
 
     def apply_status(self, event: Event) -> None:
@@ -229,8 +236,8 @@ class ReadModel:
                 "UPDATE orders SET status = ?, updated_at = ? WHERE order_id = ?",
                 (change.status, at_iso, change.order_id),
             )
-        metrics.ORDERS_BY_STATUS.labels(COMPONENT, str(row["status"])).dec()
-        metrics.ORDERS_BY_STATUS.labels(COMPONENT, str(change.status)).inc()
+        _orders_by_status(row["status"]).dec()
+        _orders_by_status(change.status).inc()
         if change.status == STATUS_DELIVERED and at >= self._started:
             elapsed = (at - _parse(row["ordered_at"])).total_seconds()
             metrics.ORDER_END_TO_END_SECONDS.labels(COMPONENT).observe(max(0.0, elapsed))
@@ -289,7 +296,7 @@ class ReadModel:
                 "DELETE FROM order_events WHERE at < ? AND order_id NOT IN (SELECT order_id FROM orders)", (cutoff,)
             )
         for row in gone:
-            metrics.ORDERS_BY_STATUS.labels(COMPONENT, str(row["status"])).dec(row["n"])
+            _orders_by_status(row["status"]).dec(row["n"])
         return sum(row["n"] for row in gone)
 
     def oldest_open_age_seconds(self) -> float:
