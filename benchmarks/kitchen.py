@@ -32,7 +32,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from benchmarks.harness import (
@@ -147,8 +147,7 @@ class StatusWatcher:
         partitions = sorted(meta.topics[topic].partitions)
         start = []
         for p in partitions:
-            _, high = self.consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            start.append(TopicPartition(topic, p, high))
+            start.append(TopicPartition(topic, p, self._end(TopicPartition(topic, p))))
         self.consumer.assign(start)
         self.lock = threading.Lock()
         self.wanted: set[str] = set()
@@ -158,6 +157,17 @@ class StatusWatcher:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="status-watcher", daemon=True)
         self._thread.start()
+
+    def _end(self, tp: TopicPartition, timeout: float = 30.0) -> int:
+        """The partition's end offset; a topic just created may have no leader for a moment."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self.consumer.get_watermark_offsets(tp, timeout=10)[1]
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def expect(self, order_ids) -> None:
         with self.lock:
