@@ -80,6 +80,7 @@ def run(mode: str, spec: dict, config: dict) -> None:
         "linger.ms": 5,
         "compression.type": "lz4",
         "retry.backoff.ms": 10,
+        "retry.backoff.max.ms": 100,
     }
     if transactional:
         producer_config["transactional.id"] = spec["group"]

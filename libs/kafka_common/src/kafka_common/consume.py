@@ -54,7 +54,7 @@ MAX_BATCH = 500  # records drained per loop turn before committing (one transact
 HANDLER_ATTEMPTS = 3  # a handler raising this often sends the event to the DLQ
 TRANSACTION_TIMEOUT_MS = 15_000  # the broker aborts a vanished instance's open transaction after this
 CONSUMER_QUEUE_LIMITS = {"queued.min.messages": "2000", "queued.max.messages.kbytes": "4096"}
-TXN_RETRY_BACKOFF_MS = 10  # librdkafka's default (100) is most of the p99 of an order's three hops
+TXN_RETRY_BACKOFF = {"retry.backoff.ms": "10", "retry.backoff.max.ms": "100"}
 CLOSE_TIMEOUT_S = 10.0
 FLUSH_TIMEOUT_S = 5.0
 CLASSIC_SESSION_TIMEOUT_MS = 10_000
@@ -129,10 +129,12 @@ def build_kitchen_clients(usage: KafkaUsage, config: ClientConfig, health: Healt
     extra = {"transactional.id": usage.transactional_id()}
     if "transaction.timeout.ms" not in config.properties:
         extra["transaction.timeout.ms"] = str(TRANSACTION_TIMEOUT_MS)
-    if "retry.backoff.ms" not in config.properties:
-        # A transaction begun right after a commit often meets CONCURRENT_TRANSACTIONS (the
-        # coordinator still writes the previous markers); librdkafka retries after this.
-        extra["retry.backoff.ms"] = str(TXN_RETRY_BACKOFF_MS)
+    # A transaction begun right after a commit often meets CONCURRENT_TRANSACTIONS (the
+    # coordinator still writes the previous markers); librdkafka retries after retry.backoff.ms,
+    # doubling up to retry.backoff.max.ms. Its defaults (100 ms, 1 s) are most of an order's p99.
+    for prop, value in TXN_RETRY_BACKOFF.items():
+        if prop not in config.properties:
+            extra[prop] = value
 
     def make_producer():
         return build_producer(config, usage.component, extra, producer_errors)
