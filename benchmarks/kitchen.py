@@ -1,27 +1,39 @@
-"""Kitchen pipeline throughput: orders straight onto pizza-ordered, time until every one is delivered.
+"""Kitchen pipeline throughput and latency: orders onto pizza-ordered, time until each is delivered.
 
 The kitchen (assemble, bake, delivery; `replicas` processes of each, one
 consumer group per service) runs with KITCHEN_TIME_SCALE=0, so what is
 measured is the pipeline itself: three consume -> transaction -> produce hops.
-A read_committed reader of pizza-status, positioned at its end before the
-orders go out, notes when each order's 400 becomes visible.
+The same dataflow also runs as the two reference pipelines of
+benchmarks/relay.py (on fresh topics of their own): a bare transactional relay
+(the limit for exactly-once) and the original demo's produce-flush-commit per
+message (the floor). A read_committed reader of the pipeline's status topic,
+positioned at its end before the orders go out, notes when each order's 400
+becomes visible.
 
 Per order, from the CloudEvents ce_time of its events:
   assemble  ordered (ce_time set by this benchmark)  -> 200 (assemble's output)
   bake      200 -> 300   (includes assemble's commit and bake's fetch)
   delivery  300 -> 400   (includes bake's commit and delivery's fetch)
   end-to-end ordered -> 400 (ce_time) ; visible: ordered -> 400 read committed here
+
+Paced runs send orders at a fixed rate (20/s, then more and more for the
+latency-vs-load curve) and report the visible latency: ordered -> 400 read,
+transactions included.
 """
 
 from __future__ import annotations
 
+import json
 import random
+import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from benchmarks.harness import (
     SOURCE,
@@ -39,14 +51,91 @@ from kafka_common import events
 from kafka_common.shop import events as shop_events
 from kafka_common.shop import topics
 from kafka_common.shop.status import STATUS_DELIVERED, STATUS_IN_OVEN, STATUS_OUT_FOR_DELIVERY
+from shop_testing import ServiceProcess
 
 KITCHEN = (("assemble", 6), ("bake", 6), ("delivery", 12))  # service, partitions its group owns in total
+OURS = "this project"
+TRANSACTIONAL_RELAY = "bare transactional relay"
+NAIVE_LOOP = "naive loop (flush + commit per message)"
+SATURATED = 0.9  # a paced step that delivers less than this share of the offered rate ends the curve
+SATURATED_P99_S = 2.0  # or whose p99 exceeds this
+
+
+@dataclass
+class Pipeline:
+    """assemble -> bake -> delivery as running processes, and the topics they use."""
+
+    label: str
+    procs: dict[str, list[ServiceProcess]]
+    ordered: str = topics.PIZZA_ORDERED
+    status: str = topics.PIZZA_STATUS
+
+    def all(self) -> list[ServiceProcess]:
+        return [p for group in self.procs.values() for p in group]
+
+
+def start_ours(env: Environment, replicas: int) -> Pipeline:
+    procs = {name: [env.service(name, {"KITCHEN_TIME_SCALE": "0"}) for _ in range(replicas)] for name, _ in KITCHEN}
+    pipeline = Pipeline(OURS, procs)
+    wait_ready(pipeline.all())
+    for name, partitions in KITCHEN:
+        wait_balanced(procs[name], partitions)
+    return pipeline
+
+
+def start_relay(env: Environment, mode: str) -> Pipeline:
+    """The dataflow of the kitchen as benchmarks/relay.py processes, on fresh topics of their own."""
+    prefix = f"{mode}-{uuid.uuid4().hex[:6]}-"
+    names = {t: prefix + t for t in (topics.PIZZA_ORDERED, topics.PIZZA_ASSEMBLED, topics.PIZZA_BAKED)}
+    names[topics.PIZZA_STATUS] = prefix + topics.PIZZA_STATUS
+    config = env.client_config()
+    admin = AdminClient(config)
+    futures = admin.create_topics(
+        [NewTopic(t, num_partitions=topics.DEFAULT_PARTITIONS, replication_factor=-1) for t in names.values()]
+    )
+    for future in futures.values():
+        future.result(30)
+    ordered, assembled, baked, status = (names[t] for t in (*names,))
+    copy_order = ["order_id", "customer_id"]
+    routes = {
+        "assemble": {
+            ordered: [
+                [assembled, shop_events.PizzaAssembled.TYPE, [*copy_order, "pizza"], {}],
+                [status, shop_events.PizzaStatus.TYPE, ["order_id"], {"status": STATUS_IN_OVEN}],
+            ]
+        },
+        "bake": {
+            assembled: [
+                [baked, shop_events.PizzaBaked.TYPE, copy_order, {}],
+                [status, shop_events.PizzaStatus.TYPE, ["order_id"], {"status": STATUS_OUT_FOR_DELIVERY}],
+            ]
+        },
+        "delivery": {
+            ordered: [],  # the early warning: consumed, nothing produced
+            baked: [[status, shop_events.PizzaStatus.TYPE, ["order_id"], {"status": STATUS_DELIVERED}]],
+        },
+    }
+    procs = {}
+    for step, route in routes.items():
+        spec = json.dumps({"group": f"{prefix}{step}", "routes": route})
+        proc = ServiceProcess(
+            f"{mode}-relay-{step}",
+            [sys.executable, "-m", "benchmarks.relay", mode, spec, json.dumps(config)],
+            log_file=env.log_dir / f"{prefix}{step}.log",
+        )
+        proc.start()
+        env.processes.append(proc)
+        procs[step] = [proc]
+    for group in procs.values():
+        group[0].wait_for_log("relay started", timeout=60)
+    label = TRANSACTIONAL_RELAY if mode == "transactional" else NAIVE_LOOP
+    return Pipeline(label, procs, ordered=ordered, status=status)
 
 
 class StatusWatcher:
-    """Reads pizza-status (read_committed) from its current end; records each status per order."""
+    """Reads a status topic (read_committed) from its current end; records each status per order."""
 
-    def __init__(self, config: dict):
+    def __init__(self, config: dict, topic: str = topics.PIZZA_STATUS):
         self.consumer = Consumer(
             {
                 **config,
@@ -56,12 +145,11 @@ class StatusWatcher:
                 "auto.offset.reset": "earliest",
             }
         )
-        meta = self.consumer.list_topics(topics.PIZZA_STATUS, timeout=10)
-        partitions = sorted(meta.topics[topics.PIZZA_STATUS].partitions)
+        meta = self.consumer.list_topics(topic, timeout=10)
+        partitions = sorted(meta.topics[topic].partitions)
         start = []
         for p in partitions:
-            _, high = self.consumer.get_watermark_offsets(TopicPartition(topics.PIZZA_STATUS, p), timeout=10)
-            start.append(TopicPartition(topics.PIZZA_STATUS, p, high))
+            start.append(TopicPartition(topic, p, self._end(TopicPartition(topic, p))))
         self.consumer.assign(start)
         self.lock = threading.Lock()
         self.wanted: set[str] = set()
@@ -71,6 +159,17 @@ class StatusWatcher:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="status-watcher", daemon=True)
         self._thread.start()
+
+    def _end(self, tp: TopicPartition, timeout: float = 30.0) -> int:
+        """The partition's end offset; a topic just created may have no leader for a moment."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self.consumer.get_watermark_offsets(tp, timeout=10)[1]
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def expect(self, order_ids) -> None:
         with self.lock:
@@ -99,9 +198,19 @@ class StatusWatcher:
 
 
 @dataclass
+class PacedStep:
+    """Orders sent at `offered` per second for a while: what came out, and how late."""
+
+    offered: float
+    achieved: float  # orders delivered / (last 400 read - first order sent)
+    visible: Distribution  # ordered -> 400 read committed here, seconds
+
+
+@dataclass
 class KitchenResult:
     replicas: int
     orders_per_batch: int
+    label: str = OURS
     throughput: list[float] = field(default_factory=list)  # orders/s per batch
     batch_seconds: list[float] = field(default_factory=list)
     produce_seconds: list[float] = field(default_factory=list)
@@ -111,6 +220,8 @@ class KitchenResult:
     single: KitchenResult | None = None  # one order at a time, each delivered first
     cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds during the measured batches
     measured_orders: int = 0
+    paced: list[PacedStep] = field(default_factory=list)  # the first is the reference rate (20/s)
+    rss_mib: dict[str, float] = field(default_factory=dict)  # peak RSS per process of each step
 
     def cpu_ms_per_order(self, name: str) -> float:
         return 1000 * self.cpu.get(name, float("nan")) / self.measured_orders if self.measured_orders else float("nan")
@@ -120,8 +231,27 @@ class KitchenResult:
         return Distribution.of(values)
 
 
+def peak_rss_mib(pid: int | None) -> float:
+    """VmHWM of a process (its peak resident memory), MiB."""
+    if pid is None:
+        return float("nan")
+    try:
+        for line in open(f"/proc/{pid}/status", encoding="ascii"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
 def run_batch(
-    prod, watcher: StatusWatcher, n: int, rng: random.Random, timeout: float, result: KitchenResult | None
+    prod,
+    watcher: StatusWatcher,
+    n: int,
+    rng: random.Random,
+    timeout: float,
+    result: KitchenResult | None,
+    ordered_topic: str = topics.PIZZA_ORDERED,
 ) -> dict[str, float]:
     """Produce n orders at once; wait until all are delivered; returns {order_id: seconds to visible 400}."""
     orders = [make_order(rng) for _ in range(n)]
@@ -133,7 +263,7 @@ def run_batch(
         now = datetime.now(UTC)
         ordered_at[order.order_id] = now
         key, value, headers = events.encode(order, SOURCE, time=now)
-        produce_waiting(prod, topics.PIZZA_ORDERED, key, value, headers)
+        produce_waiting(prod, ordered_topic, key, value, headers)
         prod.poll(0)
     if prod.flush(30) != 0:
         raise BenchmarkError("the benchmark's producer could not deliver its orders within 30 s")
@@ -164,40 +294,87 @@ def run_batch(
     return latencies
 
 
+def run_paced(
+    prod, watcher: StatusWatcher, rate: float, seconds: float, rng: random.Random, ordered_topic: str
+) -> PacedStep:
+    """Orders at `rate` per second for `seconds`; waits until each is delivered (or a deadline)."""
+    n = max(1, int(rate * seconds))
+    orders = [make_order(rng) for _ in range(n)]
+    watcher.expect(o.order_id for o in orders)
+    sent: dict[str, float] = {}
+    began = time.time()
+    for i, order in enumerate(orders):
+        delay = began + i / rate - time.time()
+        if delay > 0:
+            time.sleep(delay)
+        now = datetime.now(UTC)
+        key, value, headers = events.encode(order, SOURCE, time=now)
+        sent[order.order_id] = now.timestamp()
+        produce_waiting(prod, ordered_topic, key, value, headers)
+        prod.poll(0)
+    prod.flush(30)
+    watcher.delivered_all.wait(max(30.0, seconds * 2))
+    with watcher.lock:
+        visible = {o: watcher.visible[o] for o in sent if o in watcher.visible}
+    if not visible:
+        return PacedStep(rate, 0.0, Distribution.of([]))
+    latencies = [visible[o] - t for o, t in sent.items() if o in visible]
+    # Delivered per second while they came out: the offered rate unless the pipeline falls behind.
+    spread_s = max(visible.values()) - min(visible.values())
+    achieved = (len(visible) - 1) / spread_s if len(visible) > 1 and spread_s > 0 else rate
+    return PacedStep(rate, achieved, Distribution.of(latencies))
+
+
 def run(
-    env: Environment, replicas: int, orders: int, batches: int, warmup: int, single: int, seed: int = 1
+    env: Environment,
+    replicas: int,
+    orders: int,
+    batches: int,
+    warmup: int,
+    single: int,
+    seed: int = 1,
+    mode: str = "ours",
+    rates: tuple[float, ...] = (),
+    paced_seconds: float = 10.0,
 ) -> KitchenResult:
-    """`single` orders one at a time (each delivered before the next), then `batches` bursts of `orders`."""
+    """`single` orders one at a time (each delivered before the next), then `batches` bursts of `orders`,
+    then orders paced at each of `rates` (per second) until the pipeline saturates.
+
+    mode: "ours" (the services, `replicas` each), or a benchmarks/relay.py mode (one process per step).
+    """
     rng = random.Random(seed * 1000 + replicas)
-    procs = {name: [env.service(name, {"KITCHEN_TIME_SCALE": "0"}) for _ in range(replicas)] for name, _ in KITCHEN}
+    pipeline = start_ours(env, replicas) if mode == "ours" else start_relay(env, mode)
     watcher = None
     try:
-        wait_ready([p for group in procs.values() for p in group])
-        for name, partitions in KITCHEN:
-            wait_balanced(procs[name], partitions)
-        watcher = StatusWatcher(env.client_config())
+        watcher = StatusWatcher(env.client_config(), pipeline.status)
         prod = producer(env.client_config())
-        result = KitchenResult(replicas, orders)
+        result = KitchenResult(replicas, orders, label=pipeline.label)
         timeout = 60.0 + orders / 5.0
-        if warmup:
-            run_batch(prod, watcher, warmup, rng, timeout, None)
-        result.single = KitchenResult(replicas, 1)
+        if warmup:  # for a relay also: waits until its groups hold their partitions
+            run_batch(prod, watcher, warmup, rng, 120.0, None, pipeline.ordered)
+        result.single = KitchenResult(replicas, 1, label=pipeline.label)
         for _ in range(single):
-            run_batch(prod, watcher, 1, rng, 30.0, result.single)
+            run_batch(prod, watcher, 1, rng, 30.0, result.single, pipeline.ordered)
         meter = CpuMeter(
             {
-                **{name: [p.pid for p in group] for name, group in procs.items()},
+                **{name: [p.pid for p in group] for name, group in pipeline.procs.items()},
                 "broker": [env.kafka.process.pid if env.kafka and env.kafka.process else None],
             }
         )
         meter.start()
         for _ in range(batches):
-            run_batch(prod, watcher, orders, rng, timeout, result)
+            run_batch(prod, watcher, orders, rng, timeout, result, pipeline.ordered)
         meter.stop()
         result.cpu = meter.used
         result.measured_orders = orders * batches
+        for rate in rates:
+            step = run_paced(prod, watcher, rate, paced_seconds, rng, pipeline.ordered)
+            result.paced.append(step)
+            if step.achieved < SATURATED * rate or step.visible.p99 > SATURATED_P99_S:
+                break
+        result.rss_mib = {name: max(peak_rss_mib(p.pid) for p in group) for name, group in pipeline.procs.items()}
         return result
     finally:
         if watcher is not None:
             watcher.close()
-        env.stop_services([p for group in procs.values() for p in group])
+        env.stop_services(pipeline.all())

@@ -65,6 +65,7 @@ def run(env: Environment, n: int) -> PrimitiveResult:
 
     from kafka_common.clients import ClientErrors, build_producer
     from kafka_common.config import ClientConfig
+    from kafka_common.consume import TXN_RETRY_BACKOFF
     from kafka_common.producer import EventProducer
 
     config = env.client_config()
@@ -88,7 +89,12 @@ def run(env: Environment, n: int) -> PrimitiveResult:
     tx = build_producer(
         client_config,
         "benchmark",
-        {"transactional.id": f"pizza-benchmark-{uuid.uuid4().hex[:8]}", "transaction.timeout.ms": "15000"},
+        {
+            "transactional.id": f"pizza-benchmark-{uuid.uuid4().hex[:8]}",
+            "transaction.timeout.ms": "15000",
+            # as the kitchen's producer (consume.build_kitchen_clients)
+            **{prop: value for prop, value in TXN_RETRY_BACKOFF.items() if prop not in config},
+        },
         ClientErrors("benchmark"),
     )
     tx.init_transactions(30)

@@ -40,6 +40,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--single", type=int, default=20, help="orders sent one at a time, each delivered before the next (default 20)"
     )
     g.add_argument("--replicas", type=int_list, default=[1, 2], help="replicas per kitchen service (default 1,2)")
+    g.add_argument(
+        "--rates",
+        type=int_list,
+        default=[20, 50, 100, 200, 400, 800, 1600, 3200],
+        help="orders/s of the latency-vs-load curve, 1 replica, until saturated (default 20,...,3200)",
+    )
+    g.add_argument("--paced-seconds", type=float, default=10.0, help="seconds per paced rate (default 10)")
+    g.add_argument(
+        "--no-references",
+        action="store_true",
+        help="skip the reference pipelines (bare transactional relay, naive per-message loop)",
+    )
     g = parser.add_argument_group("webapp")
     g.add_argument("--clients", type=int, default=8, help="concurrent client threads (default 8)")
     g.add_argument("--web-orders", type=int, default=2000, help="at most this many orders in total (default 2000)")
@@ -70,6 +82,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.orders, args.batches, args.single = 20, 1, 3
+        args.rates, args.paced_seconds = [20, 50], 2.0
         args.clients, args.web_orders, args.web_seconds = 4, 24, 20.0
         args.rebuild_orders, args.rebuild_repeats = [50], 1
         args.round_trips = 10
@@ -106,13 +119,17 @@ def replicas_label(n: int) -> str:
     return f"{n} replica{'s' if n > 1 else ''} per service"
 
 
+def pipeline_label(r: kitchen.KitchenResult) -> str:
+    return f"{r.label}, {replicas_label(r.replicas)}" if r.label == kitchen.OURS else r.label
+
+
 def kitchen_table(results: list[kitchen.KitchenResult]) -> str:
     rows = []
     for r in results:
         e2e = r.distribution("end-to-end")
         rows.append(
             [
-                f"kitchen burst, {replicas_label(r.replicas)}",
+                f"burst, {pipeline_label(r)}",
                 f"{r.orders_per_batch}x{len(r.throughput)}",
                 spread(r.throughput, lambda x: f"{x:.0f}"),
                 *dist_cells(e2e),
@@ -124,7 +141,7 @@ def kitchen_table(results: list[kitchen.KitchenResult]) -> str:
         one = r.single
         rows.append(
             [
-                f"kitchen one at a time, {replicas_label(r.replicas)}",
+                f"one at a time, {pipeline_label(r)}",
                 str(len(one.end_to_end)),
                 "-",
                 *dist_cells(one.distribution("end-to-end")),
@@ -134,9 +151,24 @@ def kitchen_table(results: list[kitchen.KitchenResult]) -> str:
         )
     cpu_rows = [
         [
-            f"CPU ms per order, {replicas_label(r.replicas)}",
+            f"CPU ms per order, {pipeline_label(r)}",
             *(f"{r.cpu_ms_per_order(name):.2f}" for name in ("assemble", "bake", "delivery", "broker")),
         ]
+        for r in results
+    ]
+    paced_rows = [
+        [
+            pipeline_label(r),
+            f"{step.offered:.0f}",
+            f"{step.achieved:.0f}",
+            str(step.visible.n),
+            *dist_cells(step.visible),
+        ]
+        for r in results
+        for step in r.paced
+    ]
+    rss_rows = [
+        [pipeline_label(r), *(f"{r.rss_mib.get(name, float('nan')):.0f}" for name in ("assemble", "bake", "delivery"))]
         for r in results
     ]
     return "\n".join(
@@ -162,8 +194,38 @@ def kitchen_table(results: list[kitchen.KitchenResult]) -> str:
                 ["", "assemble", "bake", "delivery", "broker"],
                 cpu_rows,
             ),
+            table(
+                "   Paced orders: visible latency (ordered -> 400 read committed, ms) against the offered rate; "
+                "the curve stops once saturated",
+                ["pipeline", "offered/s", "delivered/s", "orders", "p50", "p95", "p99", "max"],
+                paced_rows,
+            ),
+            table(
+                "   Peak RSS per process (VmHWM, MiB)",
+                ["pipeline", "assemble", "bake", "delivery"],
+                rss_rows,
+            ),
+            ratio_lines(results),
         ]
     )
+
+
+def ratio_lines(results: list[kitchen.KitchenResult]) -> str:
+    """This project (1 replica per service) against the reference pipelines of the same run."""
+
+    def median_rate(label: str) -> float | None:
+        for r in results:
+            if r.label == label and r.replicas == 1 and r.throughput:
+                return median_and_spread(r.throughput)[0]
+        return None
+
+    ours = median_rate(kitchen.OURS)
+    lines = ["\n   Burst throughput, this project (1 replica per service) against the references of this run:"]
+    for label in (kitchen.TRANSACTIONAL_RELAY, kitchen.NAIVE_LOOP):
+        ref = median_rate(label)
+        if ours and ref:
+            lines.append(f"   ours / {label}: {ours:.0f} / {ref:.0f} = {ours / ref:.2f}")
+    return "\n".join(lines) if len(lines) > 1 else ""
 
 
 def webapp_table(r: webapp.WebResult) -> str:
@@ -248,11 +310,29 @@ def main(argv: list[str] | None = None) -> int:
             print(line, flush=True)
         if "kitchen" in sections:
             results = []
+            warmup = min(20, args.orders)
+            runs: list[tuple[str, int, int, tuple[float, ...]]] = []
             for n in args.replicas:
-                print(f"# kitchen: {n} replica(s) per service, {args.batches} x {args.orders} orders ...", flush=True)
+                runs.append(("ours", n, args.batches, tuple(args.rates) if n == 1 else ()))
+                if n == 1 and not args.no_references:
+                    first = tuple(args.rates[:1])
+                    runs.append(("transactional", 1, args.batches, first))
+                    runs.append(("naive", 1, 1, first))  # ~100 orders/s: one burst is enough
+            for mode, n, batches, rates in runs:
+                print(f"# kitchen, {mode}: {n} replica(s) per step, {batches} x {args.orders} orders ...", flush=True)
                 t = time.perf_counter()
                 results.append(
-                    kitchen.run(env, n, args.orders, args.batches, warmup=min(20, args.orders), single=args.single)
+                    kitchen.run(
+                        env,
+                        n,
+                        args.orders,
+                        batches,
+                        warmup=warmup,
+                        single=args.single,
+                        mode=mode,
+                        rates=rates,
+                        paced_seconds=args.paced_seconds,
+                    )
                 )
                 print(f"#   done in {time.perf_counter() - t:.0f} s", flush=True)
             output.append(kitchen_table(results))

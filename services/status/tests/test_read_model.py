@@ -291,3 +291,28 @@ def test_wait_for_returns_once_the_record_is_applied(model):
     threading.Timer(0.05, model.applied, (topics.PIZZA_ORDERED, 3, 7)).start()
     assert model.wait_for(3, 7, timeout=10) is True
     assert model.wait_for(3, 5, timeout=0) is True
+
+
+def test_a_batch_applies_in_one_transaction_and_a_failing_event_leaves_nothing(model, monkeypatch):
+    first, broken, last = (ids.new_order_id() for _ in range(3))
+    fold = model._fold_timeline
+
+    def failing_fold(order_id):
+        if order_id == broken:
+            raise RuntimeError("disk full")
+        return fold(order_id)
+
+    monkeypatch.setattr(model, "_fold_timeline", failing_fold)
+    with model.batch():
+        model.apply_ordered(ordered(first))
+        with pytest.raises(RuntimeError):
+            model.apply_ordered(ordered(broken))  # its 100 was written before the failure
+        model.apply_ordered(ordered(last))
+        model.apply_status(status(last, 200, seconds(1)))
+    assert model.order(first)["status"] == 100 and model.order(last)["status"] == 200
+    assert model.order(broken) is None
+    leftovers = model._db.execute("SELECT count(*) FROM order_events WHERE order_id = ?", (broken,)).fetchone()[0]
+    assert leftovers == 0
+    monkeypatch.undo()
+    model.apply_ordered(ordered(broken))  # redone later: nothing of the failed attempt is in the way
+    assert [e["status"] for e in model.order(broken)["events"]] == [100]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -71,6 +72,7 @@ class App:
         self.handlers: dict[type[events.Payload], Any] = {}  # Handles (kitchen) or a callable (projection)
         self.api_blueprints: list = []
         self.applied: Callable[[str, int, int], None] | None = None
+        self.batch: Callable[[], AbstractContextManager] | None = None
 
     def handles(self, model: type[events.Payload], handler: Callable | None = None, *, once_per_order: bool = False):
         """Register the handler of one event type (as a decorator, or directly with handler=).
@@ -92,6 +94,11 @@ class App:
     def on_applied(self, callback: Callable[[str, int, int], None]) -> None:
         """Projection: called with (topic, partition, offset) after each record (read-your-writes)."""
         self.applied = callback
+
+    def applies_in_batches(self, batch: Callable[[], AbstractContextManager]) -> None:
+        """Projection: each poll batch of records is applied inside `with batch():` (one database
+        transaction, say); on_applied is told the batch's positions once it has exited."""
+        self.batch = batch
 
     def add_api(self, blueprint) -> None:
         """Serve this blueprint on API_PORT, apart from probes and metrics."""
@@ -146,6 +153,7 @@ class App:
                 calls=calls,
                 stop=stop,
                 on_applied=self.applied,
+                batch=self.batch,
             )
         ttl_hours = env_number("ORDER_TTL_HOURS", 2.0, float, minimum=0.0)
         return KitchenLoop(

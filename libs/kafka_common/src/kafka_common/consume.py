@@ -43,17 +43,19 @@ from kafka_common.dead_letters import dead_letter
 from kafka_common.dedupe import DoneOrders
 from kafka_common.health import Health
 from kafka_common.lag import STATS_INTERVAL_MS, LagStats
-from kafka_common.logging import event_context, get_logger, record_fields
-from kafka_common.receiving import by_topic, describe, receiving, record_key
+from kafka_common.logging import debug_enabled, get_logger, record_coordinates, record_fields
+from kafka_common.receiving import by_topic, describe, receiving
 from kafka_common.shop import topics
 from kafka_common.shop.kitchen import Step
 from kafka_common.transactions import Batch, Checkpoint, ClientWedged, Outcome, OutputRecord, TransactionFenced
 from kafka_common.usage import CLASSIC_ASSIGNORS, KafkaUsage, instance_id
 
 POLL_TIMEOUT_S = 0.5  # longest the loop waits for a record; bounds liveness beats
-MAX_BATCH = 200  # records drained per loop turn before committing
+MAX_BATCH = 500  # records drained per loop turn before committing (one transaction)
 HANDLER_ATTEMPTS = 3  # a handler raising this often sends the event to the DLQ
 TRANSACTION_TIMEOUT_MS = 15_000  # the broker aborts a vanished instance's open transaction after this
+CONSUMER_QUEUE_LIMITS = {"queued.min.messages": "2000", "queued.max.messages.kbytes": "4096"}
+TXN_RETRY_BACKOFF = {"retry.backoff.ms": "10", "retry.backoff.max.ms": "100"}
 CLOSE_TIMEOUT_S = 10.0
 FLUSH_TIMEOUT_S = 5.0
 CLASSIC_SESSION_TIMEOUT_MS = 10_000
@@ -106,6 +108,10 @@ def group_consumer_properties(usage: KafkaUsage, config: ClientConfig) -> dict:
         "statistics.interval.ms": str(STATS_INTERVAL_MS),
         "stats_cb": LagStats(usage.component, usage.group_id),
     }
+    # librdkafka prefetches up to 100,000 records or 64 MiB per consumer: in a burst, most of
+    # a kitchen's memory. A few batches ahead keep the loop as busy (MAX_BATCH per turn).
+    for prop, value in CONSUMER_QUEUE_LIMITS.items():
+        props[prop] = config.properties.get(prop, value)
     if config.properties.get("group.protocol", "consumer") == "consumer":
         props["group.protocol"] = "consumer"
         props.setdefault("group.remote.assignor", config.properties.get("group.remote.assignor", usage.assignment))
@@ -124,6 +130,12 @@ def build_kitchen_clients(usage: KafkaUsage, config: ClientConfig, health: Healt
     extra = {"transactional.id": usage.transactional_id()}
     if "transaction.timeout.ms" not in config.properties:
         extra["transaction.timeout.ms"] = str(TRANSACTION_TIMEOUT_MS)
+    # A transaction begun right after a commit often meets CONCURRENT_TRANSACTIONS (the
+    # coordinator still writes the previous markers); librdkafka retries after retry.backoff.ms,
+    # doubling up to retry.backoff.max.ms. Its defaults (100 ms, 1 s) are most of an order's p99.
+    for prop, value in TXN_RETRY_BACKOFF.items():
+        if prop not in config.properties:
+            extra[prop] = value
 
     def make_producer():
         return build_producer(config, usage.component, extra, producer_errors)
@@ -245,17 +257,20 @@ class KitchenLoop:
         return EXIT_FATAL if self.health.fatal else code
 
     def _turn(self) -> None:
-        # self._batch, not a local: a rebalance callback (inside poll) may commit it first.
+        # Wait for one record, then take what has already arrived (consume() with a timeout
+        # would wait for a full batch). self._batch, not a local: a rebalance callback (inside
+        # poll or consume) may commit it first.
         timeout = self._poll_timeout()
         msg = self._kafka("poll", self.consumer.poll, timeout, timeout=timeout)
         self.health.beat()
-        drained = 0
-        while msg is not None:
-            self._on_message(msg, self._batch)
-            drained += 1
-            if drained >= MAX_BATCH or self.stop.is_set():
-                break
-            msg = self._kafka("poll", self.consumer.poll, 0, timeout=0)
+        if msg is not None:
+            rewound: set[tuple[str, int]] = set()
+            self._on_message(msg, self._batch, rewound)
+            if not self.stop.is_set():
+                for msg in self._kafka("consume", self.consumer.consume, MAX_BATCH - 1, 0, timeout=0):
+                    self._on_message(msg, self._batch, rewound)
+                    if self.stop.is_set():
+                        break
         self._commit_pending()
 
     def _poll_timeout(self) -> float:
@@ -265,7 +280,9 @@ class KitchenLoop:
         return max(0.0, min(POLL_TIMEOUT_S, next_due - time.monotonic()))
 
     # -- one record ------------------------------------------------------------------------
-    def _on_message(self, msg: Message, batch: Batch) -> None:
+    def _on_message(self, msg: Message, batch: Batch, rewound: set[tuple[str, int]] | None = None) -> None:
+        """Handle one record. rewound: partitions already sought back in this turn, whose later
+        records (fetched together with the one that was rewound) are dropped: they come again."""
         if msg.error():
             err = msg.error()
             if err.code() != KafkaError._PARTITION_EOF:
@@ -276,7 +293,10 @@ class KitchenLoop:
         tp = (msg.topic(), msg.partition())
         if tp in self._in_flight:
             # Fetched before the pause took effect: rewind so it comes again after the step.
-            self._kafka("seek", self.consumer.seek, TopicPartition(msg.topic(), msg.partition(), msg.offset()))
+            if rewound is None or tp not in rewound:
+                self._kafka("seek", self.consumer.seek, TopicPartition(msg.topic(), msg.partition(), msg.offset()))
+                if rewound is not None:
+                    rewound.add(tp)
             return
         with receiving(self.component, self.log, msg):
             refused = self._undeliverable.pop((msg.topic(), msg.partition(), msg.offset()), None)
@@ -308,8 +328,8 @@ class KitchenLoop:
             step = step or Step.nothing()
             now = time.monotonic()
             seconds = max(0.0, step.seconds * self.time_scale)
-            if step.started:
-                self.log.info(step.started, seconds=round(seconds, 3))
+            if step.started:  # the record's line in the chronology (receiving() logs none then)
+                self.log.info(step.started, step=step.name, seconds=round(seconds, 3))
             work = _Work(msg, step, received=now, due=now + seconds, order_key=order_key)
             if seconds > 0:
                 self._kafka("pause", self.consumer.pause, [TopicPartition(*tp)])
@@ -402,23 +422,31 @@ class KitchenLoop:
             self.consumer.store_offsets,
             offsets=[TopicPartition(t, p, o) for (t, p), o in batch.offsets.items() if (t, p) in self._assigned],
         )
+        produced: dict[str, int] = {}
         for record in batch.outputs:
-            metrics.EVENTS_PRODUCED.labels(self.component, record.topic).inc()
+            produced[record.topic] = produced.get(record.topic, 0) + 1
+        for topic, count in produced.items():
+            metrics.EVENTS_PRODUCED.labels(self.component, topic).inc(count)
         for topic in batch.dead_letters:
             metrics.DLQ_EVENTS.labels(self.component, topic).inc()
         for order_key in batch.seen:
             self.done_orders.add(*order_key)
-        for msg in batch.delivered:
-            self.log.info("event produced", **record_fields(msg))
+        if debug_enabled():  # at INFO the consumer of each output logs it, once
+            for msg in batch.delivered:
+                self.log.debug("event produced", **record_fields(msg))
         now = time.monotonic()
+        step_seconds: dict[str, object] = {}
         for work in batch.finished:
             self._resume(work)
             spent = now - work.received
-            if work.step.name:
-                metrics.KITCHEN_STEP_SECONDS.labels(self.component, work.step.name).observe(spent)
+            name = work.step.name
+            if name:
+                histogram = step_seconds.get(name)
+                if histogram is None:
+                    histogram = step_seconds[name] = metrics.KITCHEN_STEP_SECONDS.labels(self.component, name)
+                histogram.observe(spent)  # type: ignore[attr-defined]
             if work.step.done:
-                with event_context(work.msg.topic(), work.msg.partition(), work.msg.offset(), record_key(work.msg)):
-                    self.log.info(work.step.done, seconds_spent=round(spent, 3))
+                self.log.info(work.step.done, step=name, seconds_spent=round(spent, 3), **record_coordinates(work.msg))
         self.log.debug("transaction committed", events=len(batch.outputs), offsets=len(batch.offsets))
         metrics.ORDERS_IN_PROGRESS.labels(self.component).set(len(self._in_flight))
 
@@ -483,8 +511,12 @@ class KitchenLoop:
         metrics.ORDERS_IN_PROGRESS.labels(self.component).set(len(self._in_flight))
 
     def _abandon(self, work: _Work, why: str) -> None:
-        with event_context(work.msg.topic(), work.msg.partition(), work.msg.offset(), record_key(work.msg)):
-            self.log.info("step abandoned, not committed: it will be done again", reason=why, step=work.step.name)
+        self.log.info(
+            "step abandoned, not committed: it will be done again",
+            reason=why,
+            step=work.step.name,
+            **record_coordinates(work.msg),
+        )
 
     # -- shutdown ----------------------------------------------------------------------------
     def _shutdown(self) -> int:

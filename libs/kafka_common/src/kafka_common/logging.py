@@ -1,82 +1,61 @@
-"""Structured logging: JSON lines in containers (LOG_FORMAT=json), readable console output otherwise.
+"""Structured logging: JSON lines in containers (LOG_FORMAT=json), short readable lines otherwise.
 
-Every line carries the service; lines about an event also carry order_id,
-topic, partition and offset, bound through contextvars by event_context().
-Standard-library loggers (gunicorn, waitress, librdkafka via confluent-kafka)
-are routed through the same renderer so a container prints one format only.
+The hot path is structlog's own: a level-filtering bound logger (a call below
+the level is a no-op), a few processors and a renderer writing straight to
+stdout (orjson for JSON), no round trip through the standard library's
+logging. Standard-library loggers (gunicorn, waitress, librdkafka via
+confluent-kafka) are routed through the same renderer, so a container prints
+one format only.
+
+Every line carries the service. A line written while a record is handled
+(between handling() and done_with()) also carries its topic, partition, offset and
+order_id, and in JSON a bounded prefix of its value (all of it at DEBUG): one
+context variable set per record, read only when a line is really written.
+
+Console lines are for people: local time, level, the message with order ids
+cut to 8 characters, the record as topic[partition]@offset, the value only at
+DEBUG. JSON lines keep every field in full.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
-from contextlib import contextmanager
+import time
+from contextvars import ContextVar, Token
+from typing import Any
 
+import orjson
 import structlog
-from structlog.typing import Processor
-
-_SERVICE = {"name": "unknown"}
-
-
-def _add_service(_, __, event_dict):
-    event_dict.setdefault("service", _SERVICE["name"])
-    return event_dict
-
-
-def configure_logging(service: str, fmt: str | None = None, level: str | None = None) -> None:
-    _SERVICE["name"] = service
-    fmt = (fmt or os.environ.get("LOG_FORMAT", "console")).lower()
-    level_name = (level or os.environ.get("LOG_LEVEL", "INFO")).upper()
-    level_no = logging.getLevelName(level_name)
-    if not isinstance(level_no, int):
-        level_no = logging.INFO
-    shared: list[Processor] = [
-        structlog.contextvars.merge_contextvars,
-        _add_service,
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.processors.StackInfoRenderer(),
-    ]
-    renderer_chain: list[Processor]
-    if fmt == "json":
-        # Exceptions become structured fields (type, value, frames), not a text blob.
-        renderer_chain = [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()]
-    else:
-        renderer_chain = [structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())]
-    structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
-    )
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderer_chain],
-    )
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(formatter)
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level_no)
-    for noisy in ("waitress.queue", "werkzeug"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-def get_logger(name: str = "pizza"):
-    return structlog.stdlib.get_logger(name)
-
-
-@contextmanager
-def event_context(topic: str, partition: int, offset: int, key: str | None):
-    """Bind the fields of one record to every log line written while handling it."""
-    with structlog.contextvars.bound_contextvars(topic=topic, partition=partition, offset=offset, order_id=key):
-        yield
-
+from structlog.typing import EventDict, Processor, WrappedLogger
 
 VALUE_PREFIX_BYTES = 256  # what a log line shows of a record's value (all of it at DEBUG)
 KEY_PREFIX_BYTES = 64
+SHORT_ID = 8  # console: an order id shown as its first 8 hex digits
+
+
+class _Settings:
+    service = "unknown"
+    json = False
+    debug = False
+
+
+_SETTINGS = _Settings()
+
+
+class HandledRecord:
+    """The record being handled on this thread, and whether a line about it was written (told)."""
+
+    __slots__ = ("msg", "told")
+
+    def __init__(self, msg: Any):
+        self.msg = msg
+        self.told = False
+
+
+_HANDLING: ContextVar[HandledRecord | None] = ContextVar("pizza_record_handled", default=None)
 
 
 def bounded_text(raw: bytes | None, limit: int) -> str | None:
@@ -88,19 +67,171 @@ def bounded_text(raw: bytes | None, limit: int) -> str | None:
     return raw[:limit].decode(errors="replace") + f"... ({len(raw)} bytes)"
 
 
-def record_fields(msg) -> dict:
-    """topic/partition/offset/key/value of a confluent_kafka Message, as the original logs them.
-
-    A value is logged whole only at DEBUG; otherwise its first VALUE_PREFIX_BYTES:
-    a hostile megabyte-sized record must not become megabyte-sized log lines.
-    """
+def record_coordinates(msg: Any) -> dict[str, Any]:
+    """topic/partition/offset/order_id of a confluent_kafka Message: what every line about it carries."""
     key = msg.key()
-    value = msg.value()
-    limit = None if logging.getLogger().isEnabledFor(logging.DEBUG) else VALUE_PREFIX_BYTES
     return {
         "topic": msg.topic(),
         "partition": msg.partition(),
         "offset": msg.offset(),
-        "order_id": bounded_text(key, KEY_PREFIX_BYTES),
-        "value": (value.decode(errors="replace") if limit is None else bounded_text(value, limit)) if value else None,
+        "order_id": bounded_text(key, KEY_PREFIX_BYTES) if key else None,
     }
+
+
+def record_fields(msg: Any) -> dict[str, Any]:
+    """The coordinates plus the value, as the original logs them.
+
+    A value is logged whole only at DEBUG; otherwise its first VALUE_PREFIX_BYTES:
+    a hostile megabyte-sized record must not become megabyte-sized log lines.
+    """
+    fields = record_coordinates(msg)
+    value = msg.value()
+    if not value:
+        fields["value"] = None
+    elif _SETTINGS.debug:
+        fields["value"] = value.decode(errors="replace")
+    else:
+        fields["value"] = bounded_text(value, VALUE_PREFIX_BYTES)
+    return fields
+
+
+def handling(msg: Any) -> tuple[HandledRecord, Token]:
+    """From now on, lines written on this thread carry the record's coordinates (until done_with)."""
+    record = HandledRecord(msg)
+    return record, _HANDLING.set(record)
+
+
+def done_with(token: Token) -> None:
+    _HANDLING.reset(token)
+
+
+# -- processors ------------------------------------------------------------------------------------
+def _add_service_and_record(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    event_dict.setdefault("service", _SETTINGS.service)
+    handling = _HANDLING.get()
+    if handling is not None:
+        handling.told = True
+        if "topic" not in event_dict:
+            msg = handling.msg
+            fields = record_fields(msg) if (_SETTINGS.json or _SETTINGS.debug) else record_coordinates(msg)
+            fields.update(event_dict)  # what the line says itself wins
+            return fields
+    return event_dict
+
+
+def _orjson_dumps(value: Any, **_: Any) -> bytes:
+    return orjson.dumps(value, default=repr)
+
+
+_ORDER_ID = re.compile(rf"\b([0-9a-f]{{{SHORT_ID}}})[0-9a-f]{{{32 - SHORT_ID}}}\b")
+_CONSOLE_SKIP = frozenset({"event", "timestamp", "level", "service", "topic", "partition", "offset", "order_id"})
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return _ORDER_ID.sub(r"\1…", text)
+
+
+def _console_renderer(_: WrappedLogger, __: str, event_dict: EventDict) -> str:
+    """22:14:02 [info ] Preparing order 0ea448ac…, assembling time is 4 second(s)"""
+    parts = [
+        event_dict.get("timestamp", ""),
+        f"[{event_dict.get('level', ''):<5}]",
+        _short(str(event_dict.get("event", ""))),
+    ]
+    topic = event_dict.get("topic")
+    if topic is not None:
+        parts.append(f"{topic}[{event_dict.get('partition')}]@{event_dict.get('offset')}")
+    order_id = event_dict.get("order_id")
+    if order_id and str(order_id)[:SHORT_ID] not in parts[2]:
+        parts.append(f"order={_short(order_id)}")
+    exception = event_dict.pop("exception", None)
+    for key, value in event_dict.items():
+        if key not in _CONSOLE_SKIP and value is not None:
+            parts.append(f"{key}={_short(value)}")
+    line = " ".join(parts)
+    return f"{line}\n{exception}" if exception else line
+
+
+class _Stamper:
+    """The line's time: the formatted second is cached, only the fraction is new on each line."""
+
+    def __init__(self, utc: bool):
+        self.utc = utc
+        self._cached: tuple[int, str] = (-1, "")
+
+    def __call__(self, _: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+        now = time.time()
+        second = int(now)
+        cached_second, text = self._cached
+        if second != cached_second:
+            if self.utc:
+                text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            else:
+                text = time.strftime("%H:%M:%S", time.localtime(second))
+            self._cached = (second, text)  # one assignment: threads see a consistent pair
+        event_dict["timestamp"] = f"{text}.{int((now - second) * 1_000_000):06d}Z" if self.utc else text
+        return event_dict
+
+
+def _shared(fmt: str) -> list[Processor]:
+    return [_add_service_and_record, structlog.processors.add_log_level, _Stamper(utc=fmt == "json")]
+
+
+def configure_logging(service: str, fmt: str | None = None, level: str | None = None) -> None:
+    fmt = (fmt or os.environ.get("LOG_FORMAT", "console")).lower()
+    level_name = (level or os.environ.get("LOG_LEVEL", "INFO")).upper()
+    level_no = logging.getLevelName(level_name)
+    if not isinstance(level_no, int):
+        level_no = logging.INFO
+    _SETTINGS.service = service
+    _SETTINGS.json = fmt == "json"
+    _SETTINGS.debug = level_no <= logging.DEBUG
+    shared = _shared(fmt)
+    stdout_bytes = getattr(sys.stdout, "buffer", None)
+    if fmt == "json":
+        # Exceptions become structured fields (type, value, frames), not a text blob.
+        native_chain: list[Processor] = [
+            structlog.processors.dict_tracebacks,
+            structlog.processors.JSONRenderer(serializer=_orjson_dumps),
+        ]
+        foreign_chain: list[Processor] = [
+            structlog.processors.dict_tracebacks,
+            structlog.processors.JSONRenderer(serializer=lambda v, **_: _orjson_dumps(v).decode()),
+        ]
+        factory: Any = (
+            structlog.BytesLoggerFactory(stdout_bytes)
+            if stdout_bytes is not None
+            else structlog.WriteLoggerFactory(sys.stdout)
+        )
+        if stdout_bytes is None:
+            native_chain = foreign_chain
+    else:
+        native_chain = foreign_chain = [structlog.processors.format_exc_info, _console_renderer]
+        factory = structlog.WriteLoggerFactory(sys.stdout)
+    structlog.configure(
+        processors=[*shared, *native_chain],
+        logger_factory=factory,
+        wrapper_class=structlog.make_filtering_bound_logger(level_no),
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *foreign_chain],
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level_no)
+    for noisy in ("waitress.queue", "werkzeug"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def get_logger(name: str = "pizza") -> Any:
+    """A structlog logger; the name is kept for call sites, the service names every line."""
+    return structlog.get_logger(name)
+
+
+def debug_enabled() -> bool:
+    return _SETTINGS.debug

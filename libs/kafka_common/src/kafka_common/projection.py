@@ -1,6 +1,9 @@
 """The projection loop: no group, every partition from the beginning, handlers apply events to a read model.
 
 Ready once every partition has been read up to its end as of start-up.
+Records are taken in batches (what has arrived, up to MAX_BATCH): a batch is
+applied inside the read model's batch() if it has one (one database
+transaction), and on_applied hears of its positions once that has exited.
 Whatever one record does (invalid, undecodable, a handler raising), it is
 logged, counted and skipped, never dead-lettered: every replica reads every
 event on every start, so each would dead-letter it again. Every librdkafka
@@ -12,6 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
@@ -28,6 +32,7 @@ POLL_TIMEOUT_S = 0.5
 METADATA_TIMEOUT_S = 5.0
 CLOSE_TIMEOUT_S = 10.0
 REPLAY_PROGRESS_EVERY_S = 5.0  # a progress line while the projection catches up
+MAX_BATCH = 1000  # records applied together (one read-model transaction)
 
 Apply = Callable[[events.Event], object]
 
@@ -59,6 +64,7 @@ class ProjectionLoop:
         calls: KafkaCalls,
         stop: threading.Event,
         on_applied: Callable[[str, int, int], None] | None = None,
+        batch: Callable[[], AbstractContextManager] | None = None,
     ):
         if usage.loop != "projection":
             raise ValueError("a projection reads every partition itself: declare assigns_partitions=True")
@@ -71,6 +77,7 @@ class ProjectionLoop:
         self.calls = calls
         self.stop = stop
         self.on_applied = on_applied
+        self.batch = batch or nullcontext
         self._unfinished: set[tuple[str, int]] | None = None  # partitions not yet read to their start-up end
         self._caught_up = threading.Event()
         self._replayed = 0
@@ -127,7 +134,9 @@ class ProjectionLoop:
                 msg = self.calls.call("poll", self.consumer.poll, POLL_TIMEOUT_S, timeout=POLL_TIMEOUT_S)
                 self.health.beat()
                 if msg is not None:
-                    self._on_message(msg)
+                    # What has arrived besides: consume() with a timeout would wait for a full batch.
+                    more = self.calls.call("consume", self.consumer.consume, MAX_BATCH - 1, 0, timeout=0)
+                    self._on_batch([msg, *more])
         except KafkaException as exc:
             self.health.set_fatal(exc.args[0].str())
             self.log.error("fatal Kafka error, stopping", error=exc.args[0].str())
@@ -139,14 +148,27 @@ class ProjectionLoop:
         self.log.info("consumer closed")
         return 1 if self.health.fatal else 0
 
+    def _on_batch(self, msgs: list[Message]) -> None:
+        applied: dict[tuple[str, int], int] = {}
+        ends: list[tuple[str, int]] = []
+        with self.batch():
+            for msg in msgs:
+                err = msg.error()
+                if err is None:
+                    self._on_message(msg)
+                    applied[(msg.topic(), msg.partition())] = msg.offset()
+                elif err.code() == KafkaError._PARTITION_EOF:
+                    ends.append((msg.topic(), msg.partition()))
+                else:
+                    self.log.warning("consumer error", error=err.str(), code=err.name())
+        # Only now are the batch's effects visible to readers.
+        if self.on_applied is not None:
+            for (topic, partition), offset in applied.items():
+                self.on_applied(topic, partition, offset)
+        for topic, partition in ends:
+            self._reached_end(topic, partition)
+
     def _on_message(self, msg: Message) -> None:
-        err = msg.error()
-        if err is not None:
-            if err.code() == KafkaError._PARTITION_EOF:
-                self._reached_end(msg.topic(), msg.partition())
-            else:
-                self.log.warning("consumer error", error=err.str(), code=err.name())
-            return
         replay = not self._caught_up.is_set()
         if replay:
             self._replay_progress()
@@ -167,8 +189,6 @@ class ProjectionLoop:
                     self.log.error(
                         "event could not be applied, skipped", error=f"{type(exc).__name__}: {exc}"[:512], exc_info=True
                     )
-        if self.on_applied is not None:
-            self.on_applied(msg.topic(), msg.partition(), msg.offset())
 
     def _replay_progress(self) -> None:
         self._replayed += 1

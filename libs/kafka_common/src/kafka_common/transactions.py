@@ -209,21 +209,8 @@ class Checkpoint:
             self._replace_producer("Kafka was unreachable since the last commit", fatal=False)
         try:
             self.calls.call("begin_transaction", self.producer.begin_transaction)
-            for record in batch.outputs:
-                try:
-                    self.calls.call(
-                        "produce",
-                        self.producer.produce,
-                        record.topic,
-                        key=record.key,
-                        value=record.value,
-                        headers=record.headers,
-                        on_delivery=batch.on_delivery(record),
-                    )
-                except KafkaException as exc:
-                    if _error(exc).code() in REFUSED_FOR_GOOD:
-                        batch.undeliverable.append((record, _error(exc).str()))
-                    raise
+            # produce() only queues: one deadline for the batch, not one per record.
+            self.calls.call("produce", self._produce, batch)
             offsets = [TopicPartition(t, p, o) for (t, p), o in batch.offsets.items()]
             metadata = self.calls.call("consumer_group_metadata", group_metadata)
             self._retrying(
@@ -245,6 +232,22 @@ class Checkpoint:
         self._known_good_at = time.monotonic()
         metrics.TRANSACTIONS.labels(self.component, Outcome.COMMITTED.value).inc()
         return Outcome.COMMITTED
+
+    def _produce(self, batch: Batch) -> None:
+        produce = self.producer.produce
+        for record in batch.outputs:
+            try:
+                produce(
+                    record.topic,
+                    key=record.key,
+                    value=record.value,
+                    headers=record.headers,
+                    on_delivery=batch.on_delivery(record),
+                )
+            except KafkaException as exc:
+                if _error(exc).code() in REFUSED_FOR_GOOD:
+                    batch.undeliverable.append((record, _error(exc).str()))
+                raise
 
     def _retrying(self, what: str, fn: Callable, *args) -> None:
         for attempt in range(1, TXN_RETRIES + 1):

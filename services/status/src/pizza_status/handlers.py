@@ -35,6 +35,7 @@ def setup(app: App) -> None:
     app.handles(PizzaOrdered, model.apply_ordered)
     app.handles(PizzaStatus, model.apply_status)
     app.on_applied(model.applied)
+    app.applies_in_batches(model.batch)
     app.add_api(query_api(model))
 
 

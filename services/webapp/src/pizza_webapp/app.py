@@ -13,7 +13,7 @@ from importlib import resources
 from flask import Flask, Response, g, request, session
 
 from kafka_common.health import Health
-from kafka_common.http import JSONInOrder, install_observability
+from kafka_common.http import install_observability, keep_key_order
 from kafka_common.shop import menu
 from kafka_common.shop.status import NAMES as STATUS_NAMES
 from kafka_common.shop.status import status_name
@@ -67,7 +67,7 @@ def create_app(
     body_timeout_s: float = BODY_TIMEOUT_S,
 ) -> Flask:
     app = Flask("pizza_webapp")
-    app.json = JSONInOrder(app)
+    keep_key_order(app)
     app.config.update(
         SECRET_KEY=secret_key,
         SESSION_COOKIE_NAME="pizza_session",
