@@ -6,6 +6,7 @@
 # build cache is cold, ~3 min when only the binaries were deleted.
 #
 # Usage: bash scripts/cluster/build.sh [kubernetes|coredns|registry|skaffold|operators]...
+#   operators = prometheus-operator, keda and kube-network-policies (also targets), and their images
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 SRC="$CLUSTER_HOME/src"
@@ -210,6 +211,7 @@ started="$(now_ms)"
 for target in "${targets[@]}"; do
     case "$target" in
         kubernetes|coredns|registry|skaffold|operators) "build_$target" ;;
+        prometheus-operator|keda|kube-network-policies) "build_${target//-/_}" ;;
         *) die "unknown build target: $target" ;;
     esac
 done
