@@ -134,7 +134,7 @@ install() {
     sed -e "s|namespace: default|namespace: monitoring|" \
         -e "s|image: quay.io/prometheus-operator/prometheus-operator:.*|image: $(image_of "prometheus-operator:$PROMETHEUS_OPERATOR_VERSION")|" \
         -e "s|--prometheus-config-reloader=.*|--prometheus-config-reloader=$(image_of "prometheus-config-reloader:$PROMETHEUS_OPERATOR_VERSION")|" \
-        "$MANIFESTS/prometheus-operator.yaml" | kubectl apply -f - >/dev/null
+        "$MANIFESTS/prometheus-operator.yaml" | kubectl apply -n monitoring -f - >/dev/null
     sed -e "s|image: ghcr.io/kedacore/keda:.*|image: $(image_of "keda-operator:$KEDA_VERSION")|" \
         -e "s|image: ghcr.io/kedacore/keda-metrics-apiserver:.*|image: $(image_of "keda-adapter:$KEDA_VERSION")|" \
         -e "s|- /keda$|- /bin/keda-operator|" -e "s|- /keda-adapter$|- /bin/keda-adapter|" \
