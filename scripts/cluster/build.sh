@@ -6,7 +6,8 @@
 # build cache is cold, ~3 min when only the binaries were deleted.
 #
 # Usage: bash scripts/cluster/build.sh [kubernetes|coredns|registry|skaffold|operators]...
-#   operators = prometheus-operator, keda and kube-network-policies (also targets), and their images
+#   operators = prometheus-operator, prometheus, keda and kube-network-policies (also
+#               targets one by one), and their images
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 SRC="$CLUSTER_HOME/src"
@@ -198,9 +199,24 @@ GO
     stamp kube-network-policies "$v+xtqueue"; log "built kube-network-policies $v in $(since "$t")"
 }
 
+build_prometheus() {
+    local v="$PROMETHEUS_VERSION"
+    have prometheus "$v" && { log "prometheus $v: cached"; return 0; }
+    local t dir; t="$(now_ms)"
+    # Debian's prometheus package is built without Kubernetes service discovery
+    # ("field kubernetes_sd_configs not found in type config.ScrapeConfig" on the config
+    # prometheus-operator writes), so the cluster's Prometheus is built from its module.
+    # Its go.mod has replace directives: a copy-out build. Module v0.X.Y is Prometheus 2.X.Y.
+    dir="$(copy_module "github.com/prometheus/prometheus@$v" prometheus)"
+    (cd "$dir" && "${GO_BUILD[@]}" -ldflags "-s -w -X github.com/prometheus/common/version.Version=2.${v#v0.}" \
+        -o "$BIN/prometheus" ./cmd/prometheus)
+    rm -rf "${SRC:?}/prometheus"
+    stamp prometheus "$v"; log "built prometheus $v in $(since "$t")"
+}
+
 build_operators() {
-    build_kube_network_policies; build_prometheus_operator; build_keda
-    # Their images (and Prometheus', apt inside a podman build) too, while no cluster runs yet.
+    build_kube_network_policies; build_prometheus_operator; build_prometheus; build_keda
+    # Their images too (podman, FROM scratch), while no cluster runs yet.
     bash "$CLUSTER_LIB_DIR/operators.sh" images
 }
 
@@ -211,7 +227,7 @@ started="$(now_ms)"
 for target in "${targets[@]}"; do
     case "$target" in
         kubernetes|coredns|registry|skaffold|operators) "build_$target" ;;
-        prometheus-operator|keda|kube-network-policies) "build_${target//-/_}" ;;
+        prometheus-operator|prometheus|keda|kube-network-policies) "build_${target//-/_}" ;;
         *) die "unknown build target: $target" ;;
     esac
 done

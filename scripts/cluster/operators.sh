@@ -2,14 +2,14 @@
 # The operators that act on what the chart declares besides its workloads, run on
 # the local cluster from images built here (no registry outside this machine):
 #   prometheus-operator  reconciles the chart's ServiceMonitor/PodMonitor and
-#                        PrometheusRule into the Prometheus of k8s/local/prometheus.yaml,
-#                        whose image is Debian's prometheus package
+#                        PrometheusRule into the Prometheus of k8s/local/prometheus.yaml
+#                        (Prometheus built from its Go module: see build.sh)
 #   KEDA                 operator + metrics apiserver (external metrics through the
 #                        aggregation layer): reconciles the chart's ScaledObjects
 #   kube-network-policies  enforces NetworkPolicies (nftables + nfqueue; see build.sh
 #                        for the queue target it is built with, and kernel_can_enforce)
 # Binaries, CRDs and upstream manifests come from build.sh (build.sh operators);
-# images are FROM scratch with the static binary, except Prometheus.
+# images are FROM scratch with the static binary.
 #
 # Usage (as root):  bash scripts/cluster/operators.sh [images|install]
 #   images   build the operators' images into podman's store (build.sh does; cached there)
@@ -22,9 +22,8 @@ MANIFESTS="$CLUSTER_HOME/manifests"
 OPERATOR_IMAGES=(prometheus-operator:"$PROMETHEUS_OPERATOR_VERSION"
     prometheus-config-reloader:"$PROMETHEUS_OPERATOR_VERSION"
     keda-operator:"$KEDA_VERSION" keda-adapter:"$KEDA_VERSION"
-    kube-network-policies:"$KUBE_NETWORK_POLICIES_VERSION")
-PROMETHEUS_IMAGE="prometheus:bookworm"
-PROMETHEUS_BASE_IMAGE="${PROMETHEUS_BASE_IMAGE:-localhost/python-base:bookworm}"
+    kube-network-policies:"$KUBE_NETWORK_POLICIES_VERSION"
+    prometheus:"$PROMETHEUS_VERSION")
 # Where the reason is written when NetworkPolicies cannot be enforced here (the tests read it).
 NETPOL_UNSUPPORTED="$RUN/kube-network-policies.unsupported"
 
@@ -57,46 +56,18 @@ build_images() {
         rm -rf "$work"
         log "image $image built"
     done
-    image="$(local_image "$PROMETHEUS_IMAGE")"
-    if ! podman image exists "$image"; then
-        # Debian's prometheus package on the project's debootstrap base image.
-        bash "$REPO_ROOT/scripts/images/build-base-image.sh" >&2
-        work="$(mktemp -d)"
-        {
-            echo "FROM $PROMETHEUS_BASE_IMAGE"
-            echo "RUN apt-get update && apt-get install -y --no-install-recommends prometheus \\"
-            echo "    && rm -rf /var/lib/apt/lists/* /usr/share/doc /usr/share/man"
-            echo "USER 65534:65534"
-            echo 'ENTRYPOINT ["/usr/bin/prometheus"]'
-        } > "$work/Containerfile"
-        podman build -q -t "$image" "$work" >/dev/null
-        rm -rf "$work"
-        log "image $image built"
-    fi
     log "operator images ready ($(since "$t"))"
 }
 
 push_images() { # the images the registry does not have yet
     local entry
-    for entry in "${OPERATOR_IMAGES[@]}" "$PROMETHEUS_IMAGE"; do
+    for entry in "${OPERATOR_IMAGES[@]}"; do
         registry_has "$(image_of "$entry")" && continue
         podman image exists "$(local_image "$entry")" || build_images
         podman tag "$(local_image "$entry")" "$(image_of "$entry")"
         podman push -q --tls-verify=false "$(image_of "$entry")" >/dev/null
         log "pushed $(image_of "$entry")"
     done
-}
-
-prometheus_version() { # Debian's Prometheus in the image, as prometheus-operator wants it (vX.Y.Z)
-    # Read from the image's dpkg database: running a container needs rlimits that podman
-    # may not set here (no CAP_SYS_RESOURCE).
-    local cid version
-    cid="$(podman create "$(local_image "$PROMETHEUS_IMAGE")")"
-    version="$(podman cp "$cid:/var/lib/dpkg/status" - | tar -xO \
-        | awk '/^Package: /{p=$2} p=="prometheus" && /^Version: /{print $2; exit}')"
-    podman rm "$cid" >/dev/null
-    [ -n "$version" ] || die "no prometheus package in $(local_image "$PROMETHEUS_IMAGE")"
-    echo "v${version%%+*}"
 }
 
 kernel_can_enforce() {
@@ -151,7 +122,8 @@ install() {
         echo "$reason" > "$NETPOL_UNSUPPORTED"
         log "NetworkPolicies are not enforced: $reason"
     fi
-    sed -e "s|@PROMETHEUS_IMAGE@|$(image_of "$PROMETHEUS_IMAGE")|" -e "s|@PROMETHEUS_VERSION@|$(prometheus_version)|" \
+    sed -e "s|@PROMETHEUS_IMAGE@|$(image_of "prometheus:$PROMETHEUS_VERSION")|" \
+        -e "s|@PROMETHEUS_VERSION@|v2.${PROMETHEUS_VERSION#v0.}|" \
         "$REPO_ROOT/k8s/local/prometheus.yaml" | kubectl apply -f - >/dev/null
 
     kubectl -n monitoring rollout status deployment/prometheus-operator --timeout=180s >/dev/null \
