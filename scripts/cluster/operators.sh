@@ -74,10 +74,11 @@ kernel_can_enforce() {
     # kube-network-policies (built with the xtables NFQUEUE target, see build.sh) needs
     # nftables' compat layer, that target and the nfnetlink queue. Where the kernel's
     # config is readable, check them; a kernel without them would only crash-loop it.
-    local option missing=()
+    local option config missing=()
     [ -r /proc/config.gz ] || return 0
+    config="$(zcat /proc/config.gz)"
     for option in CONFIG_NF_TABLES CONFIG_NFT_COMPAT CONFIG_NETFILTER_XT_TARGET_NFQUEUE CONFIG_NETFILTER_NETLINK_QUEUE; do
-        zcat /proc/config.gz | grep -qE "^$option=(y|m)$" || missing+=("$option")
+        grep -qE "^$option=(y|m)$" <<< "$config" || missing+=("$option")
     done
     [ ${#missing[@]} -eq 0 ] && return 0
     echo "kernel $(uname -r) is built without ${missing[*]}: kube-network-policies cannot queue packets"
@@ -114,9 +115,10 @@ install() {
     if reason="$(kernel_can_enforce)"; then
         rm -f "$NETPOL_UNSUPPORTED"
         # The upstream image runs its args as the command (/bin/netpol): ours has the binary
-        # as entrypoint. containerd 1.6 has no NRI to ask for pod IPs: the apiserver is asked.
+        # as entrypoint. containerd 1.6 has no NRI to ask for pod IPs: the apiserver is asked,
+        # and the netns mount NRI needs may not propagate (the host's / is a private mount).
         sed -e "s|image: registry.k8s.io/networking/kube-network-policies:.*|image: $(image_of "kube-network-policies:$KUBE_NETWORK_POLICIES_VERSION")|" \
-            -e "s|- /bin/netpol$|- --disable-nri|" \
+            -e "s|- /bin/netpol$|- --disable-nri|" -e "/mountPropagation: HostToContainer/d" \
             "$MANIFESTS/kube-network-policies.yaml" | kubectl apply -f - >/dev/null
     else
         echo "$reason" > "$NETPOL_UNSUPPORTED"
