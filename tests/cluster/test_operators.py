@@ -21,6 +21,7 @@ import yaml
 from kube import INSTANCE, NAMESPACE, RELEASE, REPO, RUN, get, is_ready, kubectl, pods
 from shop import COMPONENTS, Load, component_pods, deployments, rolled_out, webapp_url
 
+from local_kafka.customer import Customer
 from local_kafka.testing import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -188,6 +189,9 @@ def test_a_dead_letter_fires_the_dead_letters_alert():
 
 def test_every_dashboard_query_and_every_rule_returns_data():
     delivered_orders(6)  # fresh rates and latencies for the rate windows
+    # A client error for the error-ratio panels: a customer asks for an order that does not exist.
+    customer = Customer(webapp_url(), "dashboard-reader")
+    assert 400 <= customer.http.get(f"{customer.base}/api/orders/no-such-order", timeout=15).status_code < 500
     empty: dict[str, str] = {}
 
     for title, expr in dashboard_queries():
@@ -227,21 +231,27 @@ def partitions(topic: str) -> int:
 
 
 class ReplicaWatch:
-    """Samples the autoscaled Deployment: (seconds, desired replicas, ready replicas)."""
+    """Samples the autoscaled Deployment and KEDA's lag metric, as the HPA controller reads it
+    through the aggregation layer: (seconds, desired replicas, ready replicas, lag)."""
 
-    def __init__(self, component: str):
+    def __init__(self, component: str, metric_path: str):
         self.name = f"{RELEASE}-{component}"
-        self.samples: list[tuple[float, int, int]] = []
+        self.metric_path = metric_path
+        self.samples: list[tuple[float, int, int, float]] = []
         self.started = time.monotonic()
+
+    def lag(self) -> float:
+        value = json.loads(kubectl("get", "--raw", self.metric_path).stdout)["items"][0]["value"]
+        return float(value[:-1]) / 1000 if value.endswith("m") else float(value)  # a quantity: "12" or "1500m"
 
     def sample(self) -> tuple[int, int]:
         d = get("deployment", "-n", NAMESPACE, self.name)
         desired, ready = d["spec"]["replicas"], d["status"].get("readyReplicas", 0)
-        self.samples.append((time.monotonic() - self.started, desired, ready))
+        self.samples.append((time.monotonic() - self.started, desired, ready, self.lag()))
         return desired, ready
 
-    def first(self, condition) -> float:
-        return next(t for t, desired, ready in self.samples if condition(desired, ready))
+    def first(self, condition, after: float = 0) -> float:
+        return next(t for t, desired, ready, lag in self.samples if t >= after and condition(desired, ready, lag))
 
 
 def test_keda_scales_a_kitchen_out_on_a_backlog_and_back_in_without_losing_an_order():
@@ -256,34 +266,33 @@ def test_keda_scales_a_kitchen_out_on_a_backlog_and_back_in_without_losing_an_or
     # The HPA reads KEDA's metric through the aggregation layer, as the HPA controller does.
     metric = hpa["spec"]["metrics"][0]["external"]["metric"]
     selector = urllib.parse.quote(",".join(f"{k}={v}" for k, v in metric["selector"]["matchLabels"].items()))
-    raw = kubectl(
-        "get",
-        "--raw",
-        f"/apis/external.metrics.k8s.io/v1beta1/namespaces/{NAMESPACE}/{metric['name']}?labelSelector={selector}",
-    ).stdout
-    assert json.loads(raw)["items"][0]["metricName"] == metric["name"], raw
+    path = f"/apis/external.metrics.k8s.io/v1beta1/namespaces/{NAMESPACE}/{metric['name']}?labelSelector={selector}"
+    assert json.loads(kubectl("get", "--raw", path).stdout)["items"][0]["metricName"] == metric["name"]
     wait_until(lambda: rolled_out(AUTOSCALED), 120, f"{AUTOSCALED} at rest", interval=1)
 
-    watch = ReplicaWatch(AUTOSCALED)
+    watch = ReplicaWatch(AUTOSCALED, path)
     assert watch.sample() == (low, low)
-    # A backlog: two customers' worth of orders as fast as the webapp takes them, until KEDA has
-    # the kitchen at its cap and every new member is Ready (rebalanced in under load).
-    with Load(customers=3, interval=0) as first, Load(customers=3, interval=0) as second:
+    # A backlog: twenty customers ordering as fast as the webapp takes their orders (each may
+    # have 5 open), until KEDA has the kitchen at its cap and every new member is Ready
+    # (rebalanced in under load).
+    with Load(customers=10, interval=0) as first, Load(customers=10, interval=0) as second:
         wait_until(lambda: watch.sample() == (high, high), 300, f"{AUTOSCALED} scaled out to {high}", interval=0.5)
         first.wait_for_orders(20)
     loaded_until = time.monotonic() - watch.started
     wait_until(lambda: watch.sample()[0] == low, 300, f"{AUTOSCALED} scaled back in to {low}", interval=1)
     wait_until(lambda: rolled_out(AUTOSCALED), 120, f"{AUTOSCALED} at rest again", interval=1)
 
-    out_started = watch.first(lambda desired, ready: desired > low)
-    out_ready = watch.first(lambda desired, ready: ready == high)
-    in_done = next(t for t, desired, _ in watch.samples if t > loaded_until and desired == low)
-    peak = max(desired for _, desired, _ in watch.samples)
+    out_started = watch.first(lambda desired, ready, lag: desired > low)
+    out_ready = watch.first(lambda desired, ready, lag: ready == high)
+    drained = watch.first(lambda desired, ready, lag: lag == 0, after=loaded_until)
+    in_done = watch.first(lambda desired, ready, lag: desired == low, after=out_ready)
+    peak = max(desired for _, desired, _, _ in watch.samples)
     assert peak == high, f"scaled past or short of the cap: {watch.samples}"
     print(
-        f"\nKEDA {AUTOSCALED} {low}->{high}: first scale-out {out_started:.0f} s after the load began, "
-        f"{high} Ready at {out_ready:.0f} s; load stopped at {loaded_until:.0f} s, back to {low} at "
-        f"{in_done:.0f} s ({in_done - loaded_until:.0f} s later); {first.accepted + second.accepted} orders"
+        f"\nKEDA {AUTOSCALED} {low}->{high} (lag peak {max(s[3] for s in watch.samples):.0f}): first scale-out "
+        f"{out_started:.0f} s after the load began, {high} Ready at {out_ready:.0f} s; load stopped at "
+        f"{loaded_until:.0f} s, lag 0 at {drained:.0f} s, back to {low} at {in_done:.0f} s; "
+        f"{first.accepted + second.accepted} orders"
     )
     first.check_every_order_delivered_once()
     second.check_every_order_delivered_once()
