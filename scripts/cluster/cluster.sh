@@ -3,10 +3,13 @@
 # trying the shop out: etcd, kube-apiserver, kube-controller-manager,
 # kube-scheduler, kubelet and kube-proxy (upstream binaries built by build.sh),
 # containerd + runc with the bridge CNI plugin (Debian packages), CoreDNS, and a
-# local OCI registry (CNCF Distribution) that containerd pulls every image from.
+# local OCI registry (CNCF Distribution) that containerd pulls every image from;
+# then the operators of operators.sh (prometheus-operator + Prometheus, KEDA,
+# kube-network-policies).
 #
 # Usage (as root):  bash scripts/cluster/cluster.sh up|down|status|env|node-images
-#   up           start whatever is not running yet (re-runnable); state in $PIZZA_CLUSTER_HOME/run
+#   up           start whatever is not running yet, then install the operators (re-runnable);
+#                state in $PIZZA_CLUSTER_HOME/run
 #   down         delete the pods through the kubelet, stop everything, remove the bridge,
 #                every KUBE-* iptables chain and every mount under the state dir (re-runnable)
 #   status       what runs
