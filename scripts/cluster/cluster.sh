@@ -371,6 +371,9 @@ down() {
             for chain in $($ipt -t "$table" -S 2>/dev/null | awk '/^-N KUBE-/ {print $2}'); do $ipt -t "$table" -X "$chain"; done
         done
     done
+    # kube-network-policies deletes its nftables table when it stops; should it have been
+    # killed instead, its queue rules (no bypass) would drop pod traffic on the next up.
+    if command -v nft >/dev/null; then nft delete table inet kube-network-policies 2>/dev/null || true; fi
     ip link del "$BRIDGE" 2>/dev/null || true
     # The kubelet's bind mount of its root dir, volume mounts, pod netns: deepest first.
     awk -v r="$RUN/" 'index($2, r) == 1 {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
