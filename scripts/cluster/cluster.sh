@@ -3,10 +3,13 @@
 # trying the shop out: etcd, kube-apiserver, kube-controller-manager,
 # kube-scheduler, kubelet and kube-proxy (upstream binaries built by build.sh),
 # containerd + runc with the bridge CNI plugin (Debian packages), CoreDNS, and a
-# local OCI registry (CNCF Distribution) that containerd pulls every image from.
+# local OCI registry (CNCF Distribution) that containerd pulls every image from;
+# then the operators of operators.sh (prometheus-operator + Prometheus, KEDA,
+# kube-network-policies).
 #
 # Usage (as root):  bash scripts/cluster/cluster.sh up|down|status|env|node-images
-#   up           start whatever is not running yet (re-runnable); state in $PIZZA_CLUSTER_HOME/run
+#   up           start whatever is not running yet, then install the operators (re-runnable);
+#                state in $PIZZA_CLUSTER_HOME/run
 #   down         delete the pods through the kubelet, stop everything, remove the bridge,
 #                every KUBE-* iptables chain and every mount under the state dir (re-runnable)
 #   status       what runs
@@ -18,6 +21,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PAUSE_IMAGE="$REGISTRY/k8s/pause:3.10"
 COREDNS_IMAGE="$REGISTRY/k8s/coredns:${COREDNS_VERSION#v}"
+# How long the HPA controller waits before it scales a workload in, for HPAs that set no
+# behavior of their own (such as KEDA's for the chart's ScaledObjects). The upstream
+# default is 5 min; a local cluster that shows scaling in a couple of minutes uses 30 s.
+HPA_DOWNSCALE_WINDOW="${HPA_DOWNSCALE_WINDOW:-30s}"
 COMPONENTS=(etcd registry kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy)
 
 pid_of() { local f="$RUN/$1.pid"; [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && cat "$f"; }
@@ -86,6 +93,24 @@ pki() {
     )
 }
 
+front_proxy_pki() {
+    # The aggregation layer (KEDA's external metrics API): the apiserver proxies requests
+    # to extension apiservers with this client certificate, and they trust the user in
+    # its X-Remote-* headers because the certificate is signed by this CA.
+    [ -f "$PKI/front-proxy-client.crt" ] && return 0
+    (
+        cd "$PKI"
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout front-proxy-ca.key -out front-proxy-ca.crt -days 3650 \
+            -subj "/CN=pizza-cluster-front-proxy-ca" 2>/dev/null
+        openssl req -newkey rsa:2048 -nodes -keyout front-proxy-client.key -out front-proxy-client.csr \
+            -subj "/CN=front-proxy-client" 2>/dev/null
+        printf 'extendedKeyUsage=clientAuth\n' > front-proxy-client.ext
+        openssl x509 -req -in front-proxy-client.csr -CA front-proxy-ca.crt -CAkey front-proxy-ca.key -CAcreateserial \
+            -out front-proxy-client.crt -days 3650 -extfile front-proxy-client.ext 2>/dev/null
+        rm -f front-proxy-client.csr front-proxy-client.ext
+    )
+}
+
 # --------------------------------------------------------------------------- pieces
 bridge_up() {
     # Made before the kubelet starts: the node IP must exist (the kubelet refuses a
@@ -120,9 +145,16 @@ start_etcd() {
 }
 
 start_control_plane() {
-    # --advertise-address: the Service "kubernetes" may not point at loopback.
+    # --advertise-address: the Service "kubernetes" may not point at loopback. Bound to
+    # every address, so that pods (the operators) reach it through that Service.
+    # The requestheader/proxy-client flags enable the aggregation layer (KEDA's adapter).
     start kube-apiserver "$BIN/kube-apiserver" --etcd-servers=http://127.0.0.1:12379 \
-        --bind-address=127.0.0.1 --advertise-address="$NODE_IP" --secure-port="$APISERVER_PORT" \
+        --bind-address=0.0.0.0 --advertise-address="$NODE_IP" --secure-port="$APISERVER_PORT" \
+        --requestheader-client-ca-file="$PKI/front-proxy-ca.crt" --requestheader-allowed-names=front-proxy-client \
+        --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
+        --requestheader-extra-headers-prefix=X-Remote-Extra- \
+        --proxy-client-cert-file="$PKI/front-proxy-client.crt" --proxy-client-key-file="$PKI/front-proxy-client.key" \
+        --enable-aggregator-routing=true \
         --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" --client-ca-file="$PKI/ca.crt" \
         --kubelet-client-certificate="$PKI/apiserver-kubelet-client.crt" --kubelet-client-key="$PKI/apiserver-kubelet-client.key" \
         --kubelet-preferred-address-types=InternalIP,Hostname \
@@ -138,7 +170,8 @@ start_control_plane() {
         --bind-address=127.0.0.1 --secure-port=10257 --leader-elect=false \
         --service-account-private-key-file="$PKI/sa.key" --root-ca-file="$PKI/ca.crt" \
         --cluster-signing-cert-file="$PKI/ca.crt" --cluster-signing-key-file="$PKI/ca.key" \
-        --use-service-account-credentials=true --service-cluster-ip-range="$SERVICE_CIDR" --v=1
+        --use-service-account-credentials=true --service-cluster-ip-range="$SERVICE_CIDR" \
+        --horizontal-pod-autoscaler-sync-period=5s --horizontal-pod-autoscaler-downscale-stabilization="$HPA_DOWNSCALE_WINDOW" --v=1
     start kube-scheduler "$BIN/kube-scheduler" --kubeconfig="$PKI/scheduler.kubeconfig" \
         --authentication-kubeconfig="$PKI/scheduler.kubeconfig" --authorization-kubeconfig="$PKI/scheduler.kubeconfig" \
         --bind-address=127.0.0.1 --secure-port=10259 --leader-elect=false --v=1
@@ -298,6 +331,7 @@ up() {
     local started t; started="$(now_ms)"
     mkdir -p "$RUN"
     pki
+    front_proxy_pki
     bridge_up
     t="$(now_ms)"; start_registry
     if ! registry_has "$PAUSE_IMAGE" || ! registry_has "$COREDNS_IMAGE"; then node_images; fi
@@ -305,6 +339,7 @@ up() {
     t="$(now_ms)"; start_etcd; start_control_plane; log "control plane ready ($(since "$t"))"
     t="$(now_ms)"; start_containerd; start_node; log "node $(hostname) Ready ($(since "$t"))"
     t="$(now_ms)"; start_dns; log "CoreDNS ready ($(since "$t"))"
+    bash "$CLUSTER_LIB_DIR/operators.sh" install
     log "cluster up in $(since "$started"): eval \"\$(bash scripts/cluster/cluster.sh env)\""
 }
 
@@ -336,6 +371,9 @@ down() {
             for chain in $($ipt -t "$table" -S 2>/dev/null | awk '/^-N KUBE-/ {print $2}'); do $ipt -t "$table" -X "$chain"; done
         done
     done
+    # kube-network-policies deletes its nftables table when it stops; should it have been
+    # killed instead, its queue rules (no bypass) would drop pod traffic on the next up.
+    if command -v nft >/dev/null; then nft delete table inet kube-network-policies 2>/dev/null || true; fi
     ip link del "$BRIDGE" 2>/dev/null || true
     # The kubelet's bind mount of its root dir, volume mounts, pod netns: deepest first.
     awk -v r="$RUN/" 'index($2, r) == 1 {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true

@@ -2,7 +2,8 @@
 # Install a release of the shop on the local cluster, as a user would: Kafka
 # (k8s/local/kafka.yaml) and its topics, then
 #   helm upgrade --install pizza-shop oci://localhost:5000/charts/pizza-shop --version VERSION
-# with k8s/values-local.yaml, waiting until every pod is Ready.
+# with k8s/values-local.yaml and, for the cluster's operators (scripts/cluster/operators.sh),
+# helm/pizza-shop/ci/local-cluster-operators-values.yaml, waiting until every pod is Ready.
 #
 # Usage: bash scripts/cluster/install-shop.sh [VERSION] [helm flags...]
 #   VERSION defaults to the last one scripts/cluster/release.sh pushed.
@@ -31,5 +32,6 @@ log "topics ready"
 kubectl apply -f "$REPO_ROOT/k8s/local/namespace.yaml" >/dev/null
 t="$(now_ms)"
 helm upgrade --install pizza-shop "oci://$REGISTRY/charts/pizza-shop" --version "$VERSION" --plain-http \
-    -n "$NAMESPACE" -f "$REPO_ROOT/k8s/values-local.yaml" --wait --timeout 10m "$@"
+    -n "$NAMESPACE" -f "$REPO_ROOT/k8s/values-local.yaml" \
+    -f "$REPO_ROOT/helm/pizza-shop/ci/local-cluster-operators-values.yaml" --wait --timeout 10m "$@"
 log "pizza-shop $VERSION installed and Ready ($(since "$t")); total $(since "$started")"

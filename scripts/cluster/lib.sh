@@ -4,7 +4,9 @@
 # repository, so that a fresh clone (CI clones one per run) reuses the slow Go
 # builds of the previous run:
 #   PIZZA_CLUSTER_HOME   default $HOME/.cache/pizza-cluster
-#     bin/               kube-*, kubelet, coredns, registry, skaffold (+ <name>.version stamps)
+#     bin/               kube-*, kubelet, coredns, registry, skaffold, the operators
+#                        (+ <name>.version stamps)
+#     manifests/         the operators' CRDs and install manifests, from their Go modules
 #     images/            OCI archives of the node's own images (pause, coredns, busybox)
 #     run/               the running cluster: PKI, etcd data, containerd, kubelet, logs, pids
 #     registry/          the local OCI registry's storage (survives `down`)
@@ -25,6 +27,11 @@ K8S_VERSION="${K8S_VERSION:-1.32.13}"
 COREDNS_VERSION="${COREDNS_VERSION:-v1.14.7}"
 REGISTRY_VERSION="${REGISTRY_VERSION:-v3.1.2}"
 SKAFFOLD_VERSION="${SKAFFOLD_VERSION:-v2.24.0}"
+# The operators that act on the chart's monitoring, autoscaling and network policies.
+PROMETHEUS_OPERATOR_VERSION="${PROMETHEUS_OPERATOR_VERSION:-v0.93.1}"
+PROMETHEUS_VERSION="${PROMETHEUS_VERSION:-v0.54.1}"  # the Go module's version of Prometheus 2.54.1
+KEDA_VERSION="${KEDA_VERSION:-v2.20.2}"
+KUBE_NETWORK_POLICIES_VERSION="${KUBE_NETWORK_POLICIES_VERSION:-v0.8.0}"
 
 # Network layout of the node. The pod bridge's gateway doubles as the node IP
 # (the kubelet refuses a loopback node IP).
