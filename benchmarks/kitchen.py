@@ -51,7 +51,7 @@ from kafka_common import events
 from kafka_common.shop import events as shop_events
 from kafka_common.shop import topics
 from kafka_common.shop.status import STATUS_DELIVERED, STATUS_IN_OVEN, STATUS_OUT_FOR_DELIVERY
-from shop_testing import ServiceProcess
+from shop_testing.process import ServiceProcess
 
 KITCHEN = (("assemble", 6), ("bake", 6), ("delivery", 12))  # service, partitions its group owns in total
 OURS = "this project"
