@@ -65,6 +65,8 @@ def test_sigterm_stops_every_process_then_the_launcher_and_frees_the_ports(tmp_p
     shop = launcher(tmp_path, path, ports, "--shutdown-timeout", "2", env={"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap})
     try:
         shop.wait_for_log(rf"The shop is open: http://127\.0\.0\.1:{ports['webapp']}", timeout=60)
+        for name in ("kitchen", "stubborn"):  # the shop opens with the webapp: the others handle SIGTERM once serving
+            shop.wait_for_log(rf"{name}: serving on", timeout=60)
         out = shop.log_text()
         assert f"using the Kafka cluster at {kafka_bootstrap}" in out
         for topic in TOPICS:
