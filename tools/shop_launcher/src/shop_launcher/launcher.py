@@ -89,8 +89,8 @@ class ShopPrinter(Printer):
 
     def write(self, message: Message) -> None:
         with self._lock:
-            super().write(message)
             text = message.data.decode("utf-8", "replace") if isinstance(message.data, bytes) else message.data
+            self._print(message, text)
             if message.name == SYSTEM_PRINTER_NAME:
                 self.signalled |= bool(SIGNALLED.match(text))
                 stopped = STOPPED.match(text)
@@ -99,6 +99,14 @@ class ShopPrinter(Printer):
             elif message.name in self.logs:
                 with self.logs[message.name].open("a", encoding="utf-8") as log:
                     log.write(text if text.endswith("\n") else text + "\n")
+
+    def _print(self, message: Message, text: str) -> None:
+        """honcho's "name | line", without honcho's clock: the services stamp their own lines."""
+        prefix = f"{(message.name or '').ljust(self.width)} | "
+        if self.colour and self._colours_supported and message.colour:
+            prefix = f"\033[0m\033[{message.colour}m{prefix}\033[0m"
+        for line in text.splitlines():
+            print(prefix + line, file=self.output, flush=True)
 
     def say(self, name: str, text: str) -> None:
         self.write(Message(type="line", data=text + "\n", time=datetime.now(), name=name, colour=None))
