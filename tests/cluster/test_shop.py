@@ -219,13 +219,14 @@ def test_orders_survive_a_node_drain_that_respects_the_disruption_budgets():
 
 
 def test_liveness_probe_restarts_a_stuck_consumer():
-    """SIGSTOP an assemble pod's process from the host: its consumer and its HTTP server stop
+    """SIGSTOP a bake pod's process from the host: its consumer and its HTTP server stop
     answering; the kubelet's liveness probe fails, the kubelet restarts the container, and the
-    restarted consumer joins its group and serves partitions again."""
-    victim = component_pods("assemble")[0]
+    restarted consumer joins its group and serves partitions again. (Not assemble: KEDA scales
+    it here, and a scale-in may take the stopped pod away instead.)"""
+    victim = component_pods("bake")[0]
     name = victim["metadata"]["name"]
     restarts = victim["status"]["containerStatuses"][0]["restartCount"]
-    pid = container_pid(victim, "assemble")
+    pid = container_pid(victim, "bake")
     os.kill(pid, signal.SIGSTOP)
     started = time.monotonic()
     with Load() as load:
@@ -242,7 +243,7 @@ def test_liveness_probe_restarts_a_stuck_consumer():
     assert last["exitCode"] == 137, last  # SIGKILLed: a stopped process never handles SIGTERM
     events = kubectl("get", "events", "-n", NAMESPACE, "--field-selector", f"involvedObject.name={name}").stdout
     assert "Liveness probe failed" in events, events
-    assert container_pid(pod, "assemble") != pid
+    assert container_pid(pod, "bake") != pid
     load.check_every_order_delivered_once()
 
 
