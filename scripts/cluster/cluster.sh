@@ -318,13 +318,6 @@ node_images() {
 
 push_image() { podman push -q --tls-verify=false "$1" >/dev/null; }
 
-registry_has() { # IMAGE: the registry serves this tag
-    local ref="${1#"$REGISTRY"/}"
-    curl -sf -o /dev/null -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
-        -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
-        "http://$REGISTRY/v2/${ref%:*}/manifests/${ref##*:}"
-}
-
 # --------------------------------------------------------------------------- commands
 up() {
     check_prerequisites

@@ -46,6 +46,14 @@ APISERVER_PORT=16443
 # host's network namespace and reach it on loopback).
 REGISTRY_PORT="${REGISTRY_PORT:-5000}"
 REGISTRY="localhost:$REGISTRY_PORT"
+
+registry_has() { # IMAGE: the registry serves this tag
+    local ref="${1#"$REGISTRY"/}"
+    curl -sf -o /dev/null -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+        -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+        "http://$REGISTRY/v2/${ref%:*}/manifests/${ref##*:}"
+}
+
 REGISTRY_LISTEN="127.0.0.1:$REGISTRY_PORT"
 
 CONTAINERD_SOCK="$RUN/containerd/containerd.sock"

@@ -30,13 +30,6 @@ NETPOL_UNSUPPORTED="$RUN/kube-network-policies.unsupported"
 local_image() { echo "localhost/pizza-cluster/$1"; } # NAME:TAG in podman's store
 image_of() { echo "$REGISTRY/operators/$1"; }         # NAME:TAG in the cluster's registry
 
-registry_has() { # IMAGE: the registry serves this tag
-    local ref="${1#"$REGISTRY"/}"
-    curl -sf -o /dev/null -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
-        -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
-        "http://$REGISTRY/v2/${ref%:*}/manifests/${ref##*:}"
-}
-
 build_images() {
     local t entry name version image work user; t="$(now_ms)"
     for entry in "${OPERATOR_IMAGES[@]}"; do
