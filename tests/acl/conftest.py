@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from local_kafka.broker import LocalKafka, ScramAuth
+from local_kafka.broker import ScramAuth, broker_of_its_own
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "pizza-shop"
@@ -60,13 +60,8 @@ def chart_users() -> dict[str, ChartUser]:
 @pytest.fixture(scope="module")
 def scram_kafka(tmp_path_factory):
     """A broker of this module's own with SCRAM users and ACL authorization, the shop's topics created."""
-    kafka = LocalKafka(data_dir=tmp_path_factory.mktemp("scram-kafka"), auth=ScramAuth())
-    kafka.start()
-    try:
-        kafka.create_topics()
+    with broker_of_its_own(tmp_path_factory.mktemp("scram-kafka"), auth=ScramAuth()) as kafka:
         yield kafka
-    finally:
-        kafka.stop(remove_data=True)
 
 
 @pytest.fixture(scope="module")

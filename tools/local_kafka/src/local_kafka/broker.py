@@ -38,7 +38,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -698,3 +698,16 @@ class _QuietLogger:
 
 
 _QUIET = _QuietLogger()
+
+
+@contextlib.contextmanager
+def broker_of_its_own(data_dir: Path, auth: ScramAuth | None = None) -> Iterator[LocalKafka]:
+    """A broker for one test or module (one it may stop, restart or lock down), the shop's
+    topics created; stopped and its data removed afterwards."""
+    kafka = LocalKafka(data_dir=data_dir, auth=auth)
+    kafka.start()
+    try:
+        kafka.create_topics()
+        yield kafka
+    finally:
+        kafka.stop(remove_data=True)

@@ -63,7 +63,7 @@ from pathlib import Path
 
 import pytest
 
-from local_kafka.broker import LocalKafka, free_port
+from local_kafka.broker import LocalKafka, broker_of_its_own, free_port
 from shop_testing.helpers import create_topic, read_records
 from shop_testing.helpers import unique_name as _unique_name
 from shop_testing.process import ServiceProcess
@@ -106,13 +106,8 @@ def kafka_config(kafka_bootstrap) -> dict:
 
 @pytest.fixture
 def dedicated_kafka(tmp_path):
-    kafka = LocalKafka(data_dir=tmp_path / "kafka")
-    kafka.start()
-    try:
-        kafka.create_topics()
+    with broker_of_its_own(tmp_path / "kafka") as kafka:
         yield kafka
-    finally:
-        kafka.stop(remove_data=True)
 
 
 @pytest.fixture
