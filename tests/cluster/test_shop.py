@@ -53,6 +53,28 @@ from shop_testing.helpers import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
+
+def upgrade_reusing_values(version: str, setting: str, wait_minutes: int) -> None:
+    """helm upgrade of the released chart with one --set over the values in place, until every pod is Ready."""
+    helm(
+        "upgrade",
+        RELEASE,
+        CHART,
+        "--version",
+        version,
+        "--plain-http",
+        "-n",
+        NAMESPACE,
+        "--reuse-values",
+        "--set",
+        setting,
+        "--wait",
+        "--timeout",
+        f"{wait_minutes}m",
+        timeout=wait_minutes * 60 + 30,
+    )
+
+
 # --------------------------------------------------------------------------- install
 
 
@@ -160,23 +182,7 @@ def test_orders_survive_a_rolling_upgrade_to_new_images(version):
     with Load() as load, ReadyWatch() as watch:
         load.wait_for_orders(5)
         started = time.monotonic()
-        helm(
-            "upgrade",
-            RELEASE,
-            CHART,
-            "--version",
-            version,
-            "--plain-http",
-            "-n",
-            NAMESPACE,
-            "--reuse-values",
-            "--set",
-            f"default.image.tag={new_tag}",
-            "--wait",
-            "--timeout",
-            "10m",
-            timeout=630,
-        )
+        upgrade_reusing_values(version, f"default.image.tag={new_tag}", wait_minutes=10)
         print(f"\nhelm upgrade (every Deployment rolled) in {time.monotonic() - started:.0f} s")
         load.wait_for_orders(5)
     for component in COMPONENTS:
@@ -250,23 +256,7 @@ def test_liveness_probe_restarts_a_stuck_consumer():
 def test_helm_test_passes_with_a_kitchen_stage_disabled(version):
     """The chart's own plain-bootstrap example disables bake: the test then follows the order
     to the oven (200) and passes, instead of waiting out its timeout for a delivery."""
-    helm(
-        "upgrade",
-        RELEASE,
-        CHART,
-        "--version",
-        version,
-        "--plain-http",
-        "-n",
-        NAMESPACE,
-        "--reuse-values",
-        "--set",
-        "components.bake.enabled=false",
-        "--wait",
-        "--timeout",
-        "5m",
-        timeout=330,
-    )
+    upgrade_reusing_values(version, "components.bake.enabled=false", wait_minutes=5)
     assert "bake" not in deployments()
     started = time.monotonic()
     out = helm("test", RELEASE, "-n", NAMESPACE, "--logs", "--timeout", "3m", timeout=200).stdout
