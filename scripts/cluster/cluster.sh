@@ -257,8 +257,7 @@ imageGCHighThresholdPercent: 100
 evictionHard: {memory.available: "100Mi", nodefs.available: "1%", imagefs.available: "1%"}
 maxPods: 60
 YAML
-    start kubelet "$BIN/kubelet" --config="$RUN/kubelet.yaml" --kubeconfig="$PKI/kubelet.kubeconfig" \
-        --root-dir="$RUN/kubelet" --cert-dir="$RUN/kubelet/pki" --node-ip="$NODE_IP" --hostname-override="$host" --v=1
+    start_kubelet "$host"
     # masqueradeAll: a pod calling a ClusterIP backed by a pod on the same bridge would
     # otherwise get the reply straight from the backend's IP. conntrack sysctls are
     # left alone (maxPerCore 0), NodePorts only on the node IP.
@@ -282,7 +281,31 @@ YAML
     wait_for 90 node_ready || die "node not Ready: $RUN/kubelet.log"
 }
 
+start_kubelet() { # HOST
+    # The kubelet exits at once if containerd's CRI is still restoring the pods of a
+    # previous run ("server is not initialized yet"), which ctr cannot see: start it
+    # again until its own health endpoint answers.
+    local attempt
+    for attempt in 1 2 3 4 5; do
+        start kubelet "$BIN/kubelet" --config="$RUN/kubelet.yaml" --kubeconfig="$PKI/kubelet.kubeconfig" \
+            --root-dir="$RUN/kubelet" --cert-dir="$RUN/kubelet/pki" --node-ip="$NODE_IP" \
+            --hostname-override="$1" --v=1
+        wait_for 30 kubelet_up_or_gone || true
+        kubelet_healthy && return 0
+        running kubelet && break
+        log "kubelet exited (attempt $attempt): $(grep -m1 -o 'err=.*' "$RUN/kubelet.log" || true)"
+        rm -f "$RUN/kubelet.pid"
+        sleep 1
+    done
+    die "kubelet not healthy: $RUN/kubelet.log"
+}
+
+kubelet_healthy() { curl -sf -o /dev/null http://127.0.0.1:10248/healthz; }
+kubelet_up_or_gone() { kubelet_healthy || ! running kubelet; }
+
 node_ready() {
+    # The Ready condition in etcd may be the previous run's: the live kubelet must answer too.
+    kubelet_healthy || return 1
     kc get node "$(hostname)" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' | grep -qx True
 }
 
