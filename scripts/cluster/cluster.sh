@@ -37,6 +37,13 @@ start() { # NAME CMD...: run CMD in the background (own process group), log and 
     echo $! > "$RUN/$name.pid"
 }
 
+write_config() { # FILE: stdin to FILE, only if it differs. kube-proxy exits when its
+    # config file is written to, even with the same content (a second `up` must not kill it).
+    local new; new="$(cat)"
+    [ -f "$1" ] && [ "$(cat "$1")" = "$new" ] && return 0
+    printf '%s\n' "$new" > "$1"
+}
+
 stop() { # NAME: SIGTERM, wait up to 10 s, then SIGKILL
     local pid; pid="$(pid_of "$1")" || { rm -f "$RUN/$1.pid"; return 0; }
     kill "$pid" 2>/dev/null || true
@@ -123,7 +130,7 @@ bridge_up() {
 
 start_registry() {
     mkdir -p "$CLUSTER_HOME/registry"
-    cat > "$RUN/registry.yaml" <<YAML
+    write_config "$RUN/registry.yaml" <<YAML
 version: 0.1
 log: {level: warn}
 storage:
@@ -181,12 +188,12 @@ start_containerd() {
     mkdir -p "$RUN/containerd" "$RUN/cni/net.d" "$RUN/cni-ipam" "$RUN/containerd/certs.d/$REGISTRY"
     # containerd pulls from the local registry over plain HTTP, as kind users configure
     # theirs (hosts.toml per registry host).
-    cat > "$RUN/containerd/certs.d/$REGISTRY/hosts.toml" <<TOML
+    write_config "$RUN/containerd/certs.d/$REGISTRY/hosts.toml" <<TOML
 server = "http://$REGISTRY_LISTEN"
 [host."http://$REGISTRY_LISTEN"]
   capabilities = ["pull", "resolve"]
 TOML
-    cat > "$RUN/containerd.toml" <<TOML
+    write_config "$RUN/containerd.toml" <<TOML
 version = 2
 root = "$RUN/containerd/root"
 state = "$RUN/containerd/state"
@@ -216,7 +223,7 @@ state = "$RUN/containerd/state"
     bin_dir = "/usr/lib/cni"
     conf_dir = "$RUN/cni/net.d"
 TOML
-    cat > "$RUN/cni/net.d/10-pizza.conflist" <<JSON
+    write_config "$RUN/cni/net.d/10-pizza.conflist" <<JSON
 {"cniVersion": "1.0.0", "name": "pizza", "plugins": [
   {"type": "bridge", "bridge": "$BRIDGE", "isGateway": true, "ipMasq": false, "hairpinMode": true,
    "ipam": {"type": "host-local", "dataDir": "$RUN/cni-ipam", "ranges": [[{"subnet": "$POD_CIDR", "gateway": "$NODE_IP"}]],
@@ -231,7 +238,7 @@ JSON
 start_node() {
     local host; host="$(hostname)"
     mkdir -p "$RUN/kubelet" "$RUN/pod-logs"
-    cat > "$RUN/kubelet.yaml" <<YAML
+    write_config "$RUN/kubelet.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 address: $NODE_IP
@@ -261,7 +268,7 @@ YAML
     # masqueradeAll: a pod calling a ClusterIP backed by a pod on the same bridge would
     # otherwise get the reply straight from the backend's IP. conntrack sysctls are
     # left alone (maxPerCore 0), NodePorts only on the node IP.
-    cat > "$RUN/kube-proxy.yaml" <<YAML
+    write_config "$RUN/kube-proxy.yaml" <<YAML
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection: {kubeconfig: $PKI/kube-proxy.kubeconfig}
@@ -276,6 +283,7 @@ iptables: {masqueradeAll: true, localhostNodePorts: false}
 conntrack: {maxPerCore: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
 YAML
     start kube-proxy "$BIN/kube-proxy" --config="$RUN/kube-proxy.yaml" --v=1
+    wait_for 30 curl -sf -o /dev/null http://127.0.0.1:10256/livez || die "kube-proxy not healthy: $RUN/kube-proxy.log"
     kc create clusterrolebinding pizza-cluster-kube-proxy --clusterrole=system:node-proxier \
         --user=system:kube-proxy >/dev/null 2>&1 || true
     wait_for 90 node_ready || die "node not Ready: $RUN/kubelet.log"
