@@ -43,7 +43,7 @@ from kafka_common.dead_letters import dead_letter
 from kafka_common.dedupe import DoneOrders
 from kafka_common.health import Health
 from kafka_common.lag import STATS_INTERVAL_MS, LagStats
-from kafka_common.logging import debug_enabled, get_logger, record_coordinates, record_fields
+from kafka_common.logging import debug_enabled, get_logger, lines_held, record_coordinates, record_fields
 from kafka_common.receiving import by_topic, describe, receiving
 from kafka_common.shop import topics
 from kafka_common.shop.kitchen import Step
@@ -260,18 +260,20 @@ class KitchenLoop:
         # Wait for one record, then take what has already arrived (consume() with a timeout
         # would wait for a full batch). self._batch, not a local: a rebalance callback (inside
         # poll or consume) may commit it first.
-        timeout = self._poll_timeout()
-        msg = self._kafka("poll", self.consumer.poll, timeout, timeout=timeout)
-        self.health.beat()
-        if msg is not None:
-            rewound: set[tuple[str, int]] = set()
-            self._on_message(msg, self._batch, rewound)
-            if not self.stop.is_set():
-                for msg in self._kafka("consume", self.consumer.consume, MAX_BATCH - 1, 0, timeout=0):
-                    self._on_message(msg, self._batch, rewound)
-                    if self.stop.is_set():
-                        break
-        self._commit_pending()
+        # The turn's log lines (two per record) are written together when it ends.
+        with lines_held():
+            timeout = self._poll_timeout()
+            msg = self._kafka("poll", self.consumer.poll, timeout, timeout=timeout)
+            self.health.beat()
+            if msg is not None:
+                rewound: set[tuple[str, int]] = set()
+                self._on_message(msg, self._batch, rewound)
+                if not self.stop.is_set():
+                    for msg in self._kafka("consume", self.consumer.consume, MAX_BATCH - 1, 0, timeout=0):
+                        self._on_message(msg, self._batch, rewound)
+                        if self.stop.is_set():
+                            break
+            self._commit_pending()
 
     def _poll_timeout(self) -> float:
         if not self._in_flight:
