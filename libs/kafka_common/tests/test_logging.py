@@ -11,7 +11,7 @@ import threading
 import pytest
 import structlog
 
-from kafka_common.logging import configure_logging, flush_held_lines, get_logger, lines_held
+from kafka_common.logging import configure_logging, flush_held_lines, get_logger, lines_held, write_held_lines
 
 
 class CountingBytes(io.BytesIO):
@@ -58,6 +58,18 @@ def test_a_held_block_writes_its_lines_once_at_its_end(stdout):
         assert events(stdout) == []
     assert events(stdout) == ["one", "two"]
     assert stdout.writes == 1
+
+
+def test_what_is_held_so_far_can_be_written_before_a_call_that_may_block(stdout):
+    log = get_logger()
+    with lines_held():
+        log.info("one")
+        write_held_lines()
+        assert events(stdout) == ["one"]
+        log.info("two")
+        assert events(stdout) == ["one"]
+    assert events(stdout) == ["one", "two"]
+    assert stdout.writes == 2
 
 
 def test_a_warning_is_not_held_and_keeps_the_order(stdout):

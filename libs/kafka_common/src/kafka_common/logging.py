@@ -18,9 +18,10 @@ DEBUG. JSON lines keep every field in full.
 
 A line is written (and flushed) at once, except on a thread inside
 lines_held(): a loop turn writes its INFO and DEBUG lines in one write when the
-turn ends (a write and a flush per line were a sixth of a kitchen's CPU). A
-WARNING or worse is never held: it writes what the thread holds, then itself.
-flush_held_lines() writes every thread's held lines (before an abrupt exit).
+turn ends, or earlier with write_held_lines() before a call that may block (a
+write and a flush per line were a sixth of a kitchen's CPU). A WARNING or worse
+is never held: it writes what the thread holds, then itself. flush_held_lines()
+writes every thread's held lines (before an abrupt exit).
 """
 
 from __future__ import annotations
@@ -209,10 +210,16 @@ class _Output:
         held = self._held.get(threading.get_ident())
         if held is not None:
             held.append(line)
-            self.release()
-            self.hold()
+            self.write_held()
             return
         self.write(line)
+
+    def write_held(self) -> None:
+        """This thread's held lines, now; it goes on holding."""
+        held = self._held.get(threading.get_ident())
+        if held:
+            self._write_all(held[:])
+            held.clear()
 
     def hold(self) -> None:
         self._held.setdefault(threading.get_ident(), [])
@@ -280,6 +287,11 @@ def lines_held() -> Iterator[None]:
         _OUTPUT.release()
 
 
+def write_held_lines() -> None:
+    """Inside lines_held(): write what this thread holds now (before a call that may block)."""
+    _OUTPUT.write_held()
+
+
 def flush_held_lines() -> None:
     """Write every thread's held lines now (the process is about to exit)."""
     _OUTPUT.flush_held()
@@ -287,6 +299,31 @@ def flush_held_lines() -> None:
 
 def _shared(fmt: str) -> list[Processor]:
     return [_add_service_and_record, structlog.processors.add_log_level, _Stamper(utc=fmt == "json")]
+
+
+_LEVEL_OF_METHOD = {"warn": "warning", "exception": "error"}  # as structlog's add_log_level
+
+
+class _LineFields:
+    """_shared() as one processor, for the service's own lines (two per record in a kitchen)."""
+
+    def __init__(self, stamp: _Stamper):
+        self._stamp = stamp
+
+    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+        event_dict = _add_service_and_record(logger, method_name, event_dict)
+        event_dict["level"] = _LEVEL_OF_METHOD.get(method_name, method_name)
+        return self._stamp(logger, method_name, event_dict)
+
+
+def _tracebacks_if_any(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    if "exc_info" in event_dict:
+        return structlog.processors.dict_tracebacks(logger, method_name, event_dict)
+    return event_dict
+
+
+def _render_json(_: WrappedLogger, __: str, event_dict: EventDict) -> bytes:
+    return orjson.dumps(event_dict, default=repr)
 
 
 def configure_logging(service: str, fmt: str | None = None, level: str | None = None) -> None:
@@ -302,10 +339,7 @@ def configure_logging(service: str, fmt: str | None = None, level: str | None = 
     stdout_bytes = getattr(sys.stdout, "buffer", None)
     if fmt == "json":
         # Exceptions become structured fields (type, value, frames), not a text blob.
-        native_chain: list[Processor] = [
-            structlog.processors.dict_tracebacks,
-            structlog.processors.JSONRenderer(serializer=_orjson_dumps),
-        ]
+        native_chain: list[Processor] = [_tracebacks_if_any, _render_json]
         foreign_chain: list[Processor] = [
             structlog.processors.dict_tracebacks,
             structlog.processors.JSONRenderer(serializer=lambda v, **_: _orjson_dumps(v).decode()),
@@ -319,7 +353,7 @@ def configure_logging(service: str, fmt: str | None = None, level: str | None = 
         native_chain = foreign_chain = [structlog.processors.format_exc_info, _console_renderer]
         _OUTPUT.to(sys.stdout, "\n")
     structlog.configure(
-        processors=[*shared, *native_chain],
+        processors=[_LineFields(_Stamper(utc=fmt == "json")), *native_chain],
         logger_factory=_HeldLoggerFactory(),
         wrapper_class=structlog.make_filtering_bound_logger(level_no),
         cache_logger_on_first_use=True,
