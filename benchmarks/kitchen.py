@@ -64,7 +64,8 @@ SATURATED_P99_S = 2.0  # or whose p99 exceeds this
 # pay for that (one order at a time about twice as slow as the same pipeline measured later).
 BROKER_WARM_UP_BURST = 1000
 BROKER_WARM_UP_RATE = 100.0  # orders/s: one small transaction per order and step, as when paced
-BROKER_WARM_UP_SECONDS = 15.0
+BROKER_WARM_UP_SECONDS = 20.0
+BROKER_WARM_UP_SINGLE = 50  # then one at a time, as measured next
 
 
 @dataclass
@@ -341,6 +342,8 @@ def warm_up_broker(env: Environment) -> None:
         rng = random.Random(0)
         run_batch(prod, watcher, BROKER_WARM_UP_BURST, rng, 120.0, None, pipeline.ordered)
         run_paced(prod, watcher, BROKER_WARM_UP_RATE, BROKER_WARM_UP_SECONDS, rng, pipeline.ordered)
+        for _ in range(BROKER_WARM_UP_SINGLE):
+            run_batch(prod, watcher, 1, rng, 30.0, None, pipeline.ordered)
     finally:
         if watcher is not None:
             watcher.close()

@@ -327,7 +327,8 @@ def main(argv: list[str] | None = None) -> int:
             if not args.no_broker_warm_up:
                 print(
                     f"# kitchen: warming the broker up ({kitchen.BROKER_WARM_UP_BURST} orders at once, then "
-                    f"{kitchen.BROKER_WARM_UP_RATE:.0f}/s for {kitchen.BROKER_WARM_UP_SECONDS:.0f} s, bare relay) ...",
+                    f"{kitchen.BROKER_WARM_UP_RATE:.0f}/s for {kitchen.BROKER_WARM_UP_SECONDS:.0f} s, then "
+                    f"{kitchen.BROKER_WARM_UP_SINGLE} one at a time, bare relay) ...",
                     flush=True,
                 )
                 kitchen.warm_up_broker(env)
