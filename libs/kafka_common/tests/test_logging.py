@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 import threading
+from collections.abc import Iterator
 
 import pytest
 import structlog
@@ -19,13 +20,13 @@ class CountingBytes(io.BytesIO):
 
     writes = 0
 
-    def write(self, data) -> int:  # type: ignore[override]
+    def write(self, data) -> int:
         self.writes += 1
         return super().write(data)
 
 
 @pytest.fixture
-def stdout(monkeypatch) -> CountingBytes:
+def stdout(monkeypatch) -> Iterator[CountingBytes]:
     raw = CountingBytes()
     text = io.TextIOWrapper(raw, write_through=True)  # referenced here: collected, it would close raw
     monkeypatch.setattr(sys, "stdout", text)

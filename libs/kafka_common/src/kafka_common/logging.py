@@ -266,9 +266,8 @@ class _Handler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            line = self.format(record)
-            if isinstance(_OUTPUT._newline, bytes):
-                line = line.encode()
+            text = self.format(record)
+            line: str | bytes = text.encode() if isinstance(_OUTPUT._newline, bytes) else text
             if record.levelno >= logging.WARNING:
                 _OUTPUT.write_now(line)
             else:
