@@ -36,9 +36,9 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 from kafka_common.health import Health
+from kafka_common.logging import flush_held_lines
 
 CALL_GRACE_S = 3.0  # how far past its own timeout a call may run before the process exits
 DEFAULT_CALL_BUDGET_S = 5.0  # calls without a timeout of their own (pause, seek, produce...)
@@ -52,12 +52,11 @@ class CallAbandoned(Exception):
     """A call did not return in time and was left behind on its own thread."""
 
 
-@dataclass
 class _Call:
-    what: str
-    budget: float
-    deadline: float
-    shutdown_step: bool
+    __slots__ = ("what", "budget", "deadline", "shutdown_step")
+
+    def __init__(self, what: str, budget: float, deadline: float, shutdown_step: bool):
+        self.what, self.budget, self.deadline, self.shutdown_step = what, budget, deadline, shutdown_step
 
 
 class KafkaCalls:
@@ -75,9 +74,17 @@ class KafkaCalls:
         that should return at once (DEFAULT_CALL_BUDGET_S). shutdown_step: a close/flush whose
         overrun during shutdown ends the process as a normal (if hurried) exit.
         """
+        # Inline rather than through _deadline(): this runs for every Kafka call of the loop.
         budget = (DEFAULT_CALL_BUDGET_S if timeout is None else timeout) + self.grace_s
-        with self._deadline(what, budget, shutdown_step):
+        stack = self._stack
+        stack.append(_Call(what, budget, self._clock() + budget, shutdown_step))
+        try:
             return fn(*args, **kwargs)
+        finally:
+            stack.pop()
+            if stack:  # back in an enclosing call (a callback inside poll): its clock restarts
+                outer = stack[-1]
+                outer.deadline = self._clock() + outer.budget
 
     def call_abandonable(self, what: str, fn: Callable, *args, timeout: float):
         """fn(*args) on a thread of its own; if it has not returned within timeout + grace,
@@ -138,6 +145,7 @@ class KafkaCalls:
 
 
 def _flush_output() -> None:
+    flush_held_lines()
     for handler in logging.getLogger().handlers:
         try:
             handler.flush()

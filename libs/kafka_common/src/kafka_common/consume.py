@@ -43,7 +43,14 @@ from kafka_common.dead_letters import dead_letter
 from kafka_common.dedupe import DoneOrders
 from kafka_common.health import Health
 from kafka_common.lag import STATS_INTERVAL_MS, LagStats
-from kafka_common.logging import debug_enabled, get_logger, record_coordinates, record_fields
+from kafka_common.logging import (
+    debug_enabled,
+    get_logger,
+    lines_held,
+    record_coordinates,
+    record_fields,
+    write_held_lines,
+)
 from kafka_common.receiving import by_topic, describe, receiving
 from kafka_common.shop import topics
 from kafka_common.shop.kitchen import Step
@@ -72,7 +79,7 @@ class Handles:
     once_per_order: bool = False  # a second record for an order already done here is skipped
 
 
-@dataclass
+@dataclass(slots=True)
 class _Work:
     msg: Message
     step: Step
@@ -127,7 +134,10 @@ def build_kitchen_clients(usage: KafkaUsage, config: ClientConfig, health: Healt
     # A fatal producer error is handled by replacing the producer (transactions.py), not by stopping.
     producer_errors = ClientErrors(usage.component, on_fatal=None)
     consumer = build_consumer(config, usage.component, group_consumer_properties(usage, config), errors)
-    extra = {"transactional.id": usage.transactional_id()}
+    extra: dict[str, object] = {"transactional.id": usage.transactional_id()}
+    # A delivery report is a Python call per output record: only a refusal matters to the loop
+    # (transactions.Batch.undeliverable); at DEBUG each delivered record is logged too.
+    extra["delivery.report.only.error"] = not debug_enabled()  # the Python client wants a bool
     if "transaction.timeout.ms" not in config.properties:
         extra["transaction.timeout.ms"] = str(TRANSACTION_TIMEOUT_MS)
     # A transaction begun right after a commit often meets CONCURRENT_TRANSACTIONS (the
@@ -260,18 +270,20 @@ class KitchenLoop:
         # Wait for one record, then take what has already arrived (consume() with a timeout
         # would wait for a full batch). self._batch, not a local: a rebalance callback (inside
         # poll or consume) may commit it first.
-        timeout = self._poll_timeout()
-        msg = self._kafka("poll", self.consumer.poll, timeout, timeout=timeout)
-        self.health.beat()
-        if msg is not None:
-            rewound: set[tuple[str, int]] = set()
-            self._on_message(msg, self._batch, rewound)
-            if not self.stop.is_set():
-                for msg in self._kafka("consume", self.consumer.consume, MAX_BATCH - 1, 0, timeout=0):
-                    self._on_message(msg, self._batch, rewound)
-                    if self.stop.is_set():
-                        break
-        self._commit_pending()
+        # The turn's log lines (two per record): one write before its transaction, one after.
+        with lines_held():
+            timeout = self._poll_timeout()
+            msg = self._kafka("poll", self.consumer.poll, timeout, timeout=timeout)
+            self.health.beat()
+            if msg is not None:
+                rewound: set[tuple[str, int]] = set()
+                self._on_message(msg, self._batch, rewound)
+                if not self.stop.is_set():
+                    for msg in self._kafka("consume", self.consumer.consume, MAX_BATCH - 1, 0, timeout=0):
+                        self._on_message(msg, self._batch, rewound)
+                        if self.stop.is_set():
+                            break
+            self._commit_pending()
 
     def _poll_timeout(self) -> float:
         if not self._in_flight:
@@ -384,7 +396,7 @@ class KitchenLoop:
         batch.add_offset(work.msg.topic(), work.msg.partition(), work.msg.offset())
         batch.finished.append(work)
         if work.order_key is not None:
-            batch.seen.append(work.order_key)
+            batch.seen.add(work.order_key)
 
     def _collect_due(self, batch: Batch) -> None:
         now = time.monotonic()
@@ -408,6 +420,7 @@ class KitchenLoop:
             self.checkpoint.renew_after_outage()
 
     def _commit(self, batch: Batch) -> None:
+        write_held_lines()  # the batch's lines are out before a transaction call that may hang
         outcome = self.checkpoint.commit(batch, self.consumer.consumer_group_metadata)
         if outcome is Outcome.ABORTED:
             for record, reason in batch.undeliverable:

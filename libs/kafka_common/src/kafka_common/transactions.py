@@ -81,7 +81,7 @@ class TransactionFenced(Exception):
     """Another live instance uses this transactional.id: this one must stop."""
 
 
-@dataclass
+@dataclass(slots=True)
 class OutputRecord:
     topic: str
     key: bytes | None
@@ -99,7 +99,7 @@ class Batch:
     first_offsets: dict[tuple[str, int], int] = field(default_factory=dict)  # for a rewind after abort
     finished: list = field(default_factory=list)  # the loop's work items
     dead_letters: list[str] = field(default_factory=list)  # source topics
-    seen: list[tuple[str, str]] = field(default_factory=list)  # (topic, dedupe key) handled
+    seen: set[tuple[str, str]] = field(default_factory=set)  # (topic, dedupe key) handled: looked up per record
     delivered: list = field(default_factory=list)  # from delivery reports
 
     undeliverable: list[tuple[OutputRecord, str]] = field(default_factory=list)  # refused for good
