@@ -8,7 +8,6 @@ event from values it has already checked constructs it directly.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Annotated, Literal
 
 import msgspec
@@ -52,6 +51,8 @@ class Pizza(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
 
     def seed(self) -> int:
         """The original's kitchen seed: last 4 hex digits of md5("sauce@cheese@extras@main")."""
+        import hashlib  # OpenSSL's libcrypto: loaded by the kitchen steps that cook, not by every importer
+
         recipe = f"{self.sauce}@{self.cheese}@{','.join(self.extra_toppings)}@{self.main_topping}"
         return int(hashlib.md5(recipe.encode()).hexdigest()[-4:], 16)
 
