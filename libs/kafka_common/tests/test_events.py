@@ -225,3 +225,10 @@ def test_a_record_without_a_value_or_headers_is_invalid():
     key, _, headers = record()
     assert reason(PizzaOrdered, key, None, headers) == "record has no value"
     assert reason(PizzaOrdered, key, b"{}", None).startswith("missing CloudEvents headers: ce_specversion, ce_id")
+
+
+def test_a_quoted_value_that_looks_like_a_path_does_not_move_the_field_named():
+    value = order_json(pizza_sauce="x - at `$.order_id`")
+    assert reason(PizzaOrdered, None, value, record()[2]).startswith(
+        ORDERED + "pizza.sauce: Invalid enum value 'x - at"
+    )

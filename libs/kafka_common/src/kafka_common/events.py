@@ -210,8 +210,12 @@ _PATH_STEP = re.compile(r"\.(\w+)|\[(\d+)\]")
 
 def _reason(model: type[Payload], exc: msgspec.ValidationError) -> str:
     """msgspec's "Invalid enum value 'Ketchup' - at `$.pizza.sauce`" as "pizza.sauce: ...; expected one of: ..."."""
-    message, _, where = str(exc).partition(" - at `$")
-    path = where.rstrip("`")
+    text = str(exc)
+    # The path is msgspec's suffix; a value quoted in the message may contain the same words.
+    message, found, where = text.rpartition(" - at `$")
+    if not found or not where.endswith("`"):
+        message, where = text, ""
+    path = where.removesuffix("`")
     if message.startswith("Invalid enum value"):
         choices = _literal_choices(model, path)
         if choices:
