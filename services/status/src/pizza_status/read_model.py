@@ -197,7 +197,7 @@ class ReadModel:
                     event.envelope.id,
                     order.customer_id,
                     order.username,
-                    order.pizza.model_dump_json(),
+                    order.pizza.to_json(),
                     status,
                     at_iso,
                     updated,
