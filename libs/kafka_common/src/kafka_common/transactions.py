@@ -51,7 +51,9 @@ from kafka_common import metrics
 from kafka_common.bounded import CallAbandoned, KafkaCalls
 
 TXN_CALL_TIMEOUT_S = 5.0  # send offsets, commit, abort: each bounded by this (+ grace, by KafkaCalls)
-INIT_TIMEOUT_S = 5.0
+INIT_TIMEOUT_S = 1.0  # per attempt: init_transactions resumes where a timed-out one left off,
+# and the loop's liveness beat must go on while the broker is away
+INIT_WAIT_LOG_EVERY = 10  # attempts between two "waiting for Kafka" lines
 TXN_RETRIES = 3  # retriable errors of send offsets / commit before aborting
 ABORT_RETRY_PAUSE_S = 1.0
 PROBE_TIMEOUT_S = 1.0
@@ -166,8 +168,10 @@ class Checkpoint:
     # -- start-up ------------------------------------------------------------------------------
     def init(self) -> bool:
         """Register the transactional id (fencing a predecessor); wait for the cluster if needed."""
+        attempt = 0
         while not self.stop.is_set():
             self.beat()
+            attempt += 1
             try:
                 self.calls.call(
                     "init_transactions", self.producer.init_transactions, INIT_TIMEOUT_S, timeout=INIT_TIMEOUT_S
@@ -180,7 +184,8 @@ class Checkpoint:
                 if err.fatal():
                     self._replace_producer(err.str())
                     continue
-                self.log.warning("waiting for Kafka to initialise transactions", error=err.str())
+                if attempt % INIT_WAIT_LOG_EVERY == 1:
+                    self.log.warning("waiting for Kafka to initialise transactions", error=err.str(), attempt=attempt)
         return False
 
     # -- after an outage ------------------------------------------------------------------------
