@@ -218,17 +218,18 @@ class ProjectionLoop:
 
     def _take(self, msg: Message, handed: list[tuple[Message, events.Event]], replay: bool) -> None:
         """One record: decoded and handed to its handler, or counted, logged and skipped."""
+        topic = msg.topic()
         try:
-            event = events.decode(self.models[msg.topic()], msg.key(), msg.value(), msg.headers())
+            event = events.decode(self.models[topic], msg.key(), msg.value(), msg.headers())
         except Exception as exc:  # InvalidEvent, or anything else a hostile record provokes
-            metrics.EVENTS_FAILED.labels(self.component, msg.topic(), "invalid").inc()
+            metrics.EVENTS_FAILED.labels(self.component, topic, "invalid").inc()
             with _about(msg, within_receiving=not replay):
                 self.log.error(
                     "invalid event skipped (dead-lettered by the kitchen's consumer groups)", error=str(exc)[:512]
                 )
             return
         try:
-            self.handlers[msg.topic()](event)
+            self.handlers[topic](event)
         except Exception as exc:
             self._failed(msg, exc, within_receiving=not replay)
             return
