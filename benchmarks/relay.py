@@ -15,7 +15,7 @@ no metrics, no deadlines, no dead letters.
 - naive: the original demo's way, the floor. Per record: produce, flush() (wait for
   the broker's acknowledgement), commit the offset synchronously. At-least-once.
 
-It does not import the library (which loads pydantic, Flask, prometheus_client):
+It does not import the library (which loads msgspec, structlog, prometheus_client):
 its memory is the bare client's.
 """
 

@@ -10,6 +10,7 @@ import threading
 
 import pytest
 
+from kafka_common import events
 from kafka_common.health import Health
 from kafka_common.producer import Delivered, ProduceError
 from kafka_common.shop.status import STATUS_RECEIVED, status_text
@@ -30,6 +31,8 @@ class FakeProducer:
     def send(self, payload):
         if self.fail_with:
             raise ProduceError(self.fail_with)
+        key, value, headers = events.encode(payload, "/tests/webapp")
+        events.decode(type(payload), key.encode(), value, headers)  # what the webapp sends passes its schema
         with self._lock:
             self.sent.append(payload)
             return Delivered(payload.TOPIC, 3, next(self._offsets))

@@ -91,7 +91,7 @@ def test_order_through_the_webapp_is_a_valid_pizza_ordered_event(service_process
     assert event.payload.order_id == order_id
     assert event.payload.customer_id == session.customer_id
     assert event.payload.username == "integration-alice"
-    assert event.payload.pizza.model_dump(mode="json") == PIZZA
+    assert event.payload.pizza.as_dict() == PIZZA
     assert event.envelope.source == "/pizza-shop/webapp"
 
     # SIGTERM: the workers flush their producers and the master exits 0.

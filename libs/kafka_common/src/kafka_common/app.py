@@ -24,7 +24,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from kafka_common import events, metrics
@@ -45,6 +44,7 @@ from kafka_common.logging import configure_logging, get_logger
 from kafka_common.projection import ProjectionLoop, build_projection_consumer
 from kafka_common.shop import components, kitchen, topics
 from kafka_common.usage import KITCHEN, PROJECTION, KafkaUsage
+from kafka_common.version import VERSION
 
 
 class App:
@@ -121,7 +121,7 @@ class App:
             setup(self)
         stop = threading.Event()
         calls = KafkaCalls()
-        metrics.BUILD_INFO.labels(component).info({"version": _version()})
+        metrics.BUILD_INFO.labels(component).info({"version": VERSION})
         metrics.LAST_POLL_AGE.labels(component).set_function(health.seconds_since_beat)
         loop = self._build_loop(config, health, calls, stop)
         servers = [HTTPServer(create_app(component, health), http_port(self.default_http_port))]
@@ -167,10 +167,3 @@ class App:
             done_orders=DoneOrders(forget_after_s=ttl_hours * 3600),
             dlq_topic=self.dlq_topic,
         )
-
-
-def _version() -> str:
-    try:
-        return version("kafka-common")
-    except PackageNotFoundError:
-        return "unknown"

@@ -144,10 +144,6 @@ def fold_timeline(timeline: dict[int, str]) -> tuple[int, str]:
     return status, updated
 
 
-def _pizza_json(order: PizzaOrdered) -> str:
-    return order.pizza.model_dump_json()
-
-
 class _Ordered(NamedTuple):
     """A pizza-ordered, checked and ready to fold."""
 
@@ -259,7 +255,9 @@ class ReadModel:
         if at is None:
             return
         self._stage(
-            _Ordered(order.order_id, event.envelope.id, _iso(at), order.customer_id, order.username, _pizza_json(order))
+            _Ordered(
+                order.order_id, event.envelope.id, _iso(at), order.customer_id, order.username, order.pizza.to_json()
+            )
         )
 
     def apply_status(self, event: Event[PizzaStatus]) -> None:

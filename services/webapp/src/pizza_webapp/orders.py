@@ -241,9 +241,7 @@ class Orders:
             partition=delivered.partition,
             offset=delivered.offset,
         )
-        return Placed(
-            event.order_id, f"{delivered.partition}:{delivered.offset}", pizza.model_dump(mode="json"), format_utc()
-        )
+        return Placed(event.order_id, f"{delivered.partition}:{delivered.offset}", pizza.as_dict(), format_utc())
 
     # --- query side --------------------------------------------------------------------------
 

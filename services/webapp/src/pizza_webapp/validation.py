@@ -1,7 +1,8 @@
 """Input checks with one clear message per problem, run before any event is built.
 
-The event schema (kafka_common.events) would reject the same input, but its
-messages are written for operators; a customer or an API client gets these.
+The event schema (kafka_common.shop.events) would reject the same input, but its
+messages are written for operators; a customer or an API client gets these. What
+passes here is built into an event directly: the schema checks it again on consume.
 """
 
 from __future__ import annotations
@@ -11,9 +12,8 @@ import unicodedata
 from collections.abc import Mapping
 
 from kafka_common.shop import menu
-from kafka_common.shop.events import MAX_EXTRA_TOPPINGS, Pizza
+from kafka_common.shop.events import MAX_EXTRA_TOPPINGS, MAX_USERNAME_LENGTH, Pizza
 
-MAX_USERNAME_LENGTH = 32
 ORDER_FIELDS = ("sauce", "cheese", "main_topping", "extra_toppings")
 _CHOICES = {
     "sauce": ("sauce", menu.SAUCES),

@@ -6,15 +6,17 @@ import re
 import uuid
 from typing import Annotated
 
-from pydantic import StringConstraints
+from msgspec import Meta
 
-ORDER_ID_PATTERN = r"^[0-9a-f]{32}$"
-CUSTOMER_ID_PATTERN = r"^[0-9a-f]{1,64}$"
+# \Z, not $: in Python's re, $ also matches before a trailing newline ("...\n" is no id).
+ORDER_ID_PATTERN = r"^[0-9a-f]{32}\Z"
+CUSTOMER_ID_PATTERN = r"^[0-9a-f]{1,64}\Z"
 ORDER_ID = re.compile(ORDER_ID_PATTERN)
 CUSTOMER_ID = re.compile(CUSTOMER_ID_PATTERN)
 
-OrderId = Annotated[str, StringConstraints(pattern=ORDER_ID_PATTERN)]
-CustomerId = Annotated[str, StringConstraints(pattern=CUSTOMER_ID_PATTERN)]
+# Checked when an event is decoded (msgspec validates on decode, not on construction).
+OrderId = Annotated[str, Meta(pattern=ORDER_ID_PATTERN)]
+CustomerId = Annotated[str, Meta(pattern=CUSTOMER_ID_PATTERN)]
 
 
 def new_order_id() -> str:

@@ -8,7 +8,6 @@ every webapp worker (see pizza_webapp.revocation).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass, field
 
@@ -80,6 +79,8 @@ def create_topics(
 
 def main(argv: list[str] | None = None) -> int:
     """pizza-create-topics: create the shop's topics (safe to run again)."""
+    import argparse  # only this command needs it, not every service that names a topic
+
     from kafka_common.config import ConfigError, kafka_client_config
     from kafka_common.logging import configure_logging, get_logger
 

@@ -1,0 +1,234 @@
+"""The events' wire format and every check decode makes, with the reasons a dead letter carries."""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+import pytest
+
+from kafka_common import events
+from kafka_common.shop import menu
+from kafka_common.shop.events import Pizza, PizzaAssembled, PizzaBaked, PizzaOrdered, PizzaStatus
+
+ORDER_ID = "0123456789abcdef0123456789abcdef"
+PIZZA = Pizza(sauce="Pesto", cheese="Gouda", main_topping="Pork", extra_toppings=("Onion", "Eggs"))
+ORDER = PizzaOrdered(order_id=ORDER_ID, customer_id="c0ffee", username="Zoë", pizza=PIZZA)
+AT = datetime(2026, 11, 25, 12, 0, 4, 123456, tzinfo=UTC)
+
+
+def record(payload=ORDER, **header_changes):
+    """(key, value, headers) as a consumer gets them; a header set to None is left out."""
+    key, value, headers = events.encode(payload, "/tests", event_id="e-1", time=AT)
+    changed = {name: raw for name, raw in headers}
+    for name, raw in header_changes.items():
+        changed[name] = raw
+    return key.encode(), value, [(name, raw) for name, raw in changed.items() if raw is not None]
+
+
+def reason(model, key, value, headers) -> str:
+    with pytest.raises(events.InvalidEvent) as caught:
+        events.decode(model, key, value, headers)
+    return str(caught.value)
+
+
+def order_json(**changes) -> bytes:
+    body = json.loads(events.encode(ORDER, "/tests")[1])
+    for name, value in changes.items():
+        if name.startswith("pizza_"):
+            body["pizza"][name.removeprefix("pizza_")] = value
+        else:
+            body[name] = value
+    return json.dumps(body).encode()
+
+
+# --- the wire format ------------------------------------------------------------------------
+
+
+def test_the_value_is_compact_json_in_field_order_and_the_headers_are_cloudevents():
+    key, value, headers = events.encode(ORDER, "/pizza-shop/webapp", event_id="e-1", time=AT)
+    assert key == ORDER_ID
+    assert value == (
+        b'{"order_id":"0123456789abcdef0123456789abcdef","customer_id":"c0ffee","username":"Zo\xc3\xab",'
+        b'"pizza":{"sauce":"Pesto","cheese":"Gouda","main_topping":"Pork","extra_toppings":["Onion","Eggs"]}}'
+    )
+    assert headers == [
+        ("ce_specversion", b"1.0"),
+        ("ce_id", b"e-1"),
+        ("ce_source", b"/pizza-shop/webapp"),
+        ("ce_type", b"com.pizzashop.pizza.ordered"),
+        ("ce_time", b"2026-11-25T12:00:04.123456Z"),
+        ("ce_subject", ORDER_ID.encode()),
+        ("ce_schemaversion", b"1"),
+        ("content-type", b"application/json"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "payload, value",
+    [
+        (PizzaStatus(order_id=ORDER_ID, status=-100), b'{"order_id":"%s","status":-100}'),
+        (PizzaBaked(order_id=ORDER_ID, customer_id="ab"), b'{"order_id":"%s","customer_id":"ab"}'),
+        (
+            PizzaAssembled(
+                order_id=ORDER_ID, customer_id="ab", pizza=Pizza(sauce="Tomato", cheese="Gouda", main_topping="Pork")
+            ),
+            b'{"order_id":"%s","customer_id":"ab","pizza":{"sauce":"Tomato","cheese":"Gouda","main_topping":"Pork","extra_toppings":[]}}',
+        ),
+    ],
+)
+def test_every_payload_round_trips(payload, value):
+    key, encoded, headers = events.encode(payload, "/tests", time=AT)
+    assert encoded == value % ORDER_ID.encode()
+    event = events.decode(type(payload), key.encode(), encoded, headers)
+    assert event.payload == payload
+    assert event.order_id == ORDER_ID
+    assert (event.envelope.type, event.envelope.source, event.envelope.time) == (payload.TYPE, "/tests", AT)
+    assert event.envelope.schema_version == 1
+    assert len(event.envelope.id) == 36  # a fresh UUID per event
+
+
+def test_a_decoded_event_carries_its_envelope():
+    event = events.decode(PizzaOrdered, *record())
+    assert event.envelope == events.Envelope(
+        id="e-1", type=PizzaOrdered.TYPE, source="/tests", time=AT, schema_version=1, order_id=ORDER_ID
+    )
+    assert event.payload == ORDER and event.payload.pizza.extra_toppings == ("Onion", "Eggs")
+
+
+def test_a_record_without_a_key_or_a_schema_version_is_still_an_event():
+    key, value, headers = record(ce_schemaversion=None)
+    assert events.decode(PizzaOrdered, None, value, headers).envelope.schema_version == 1
+
+
+def test_a_time_with_an_offset_is_read_in_utc():
+    event = events.decode(PizzaOrdered, *record(ce_time=b"2026-11-25T13:00:04.123456+01:00"))
+    assert event.envelope.time == AT and event.envelope.time.tzinfo is UTC
+
+
+def test_the_pizza_as_json_and_as_a_dict():
+    assert json.loads(PIZZA.to_json()) == PIZZA.as_dict()
+    assert PIZZA.as_dict() == {
+        "sauce": "Pesto",
+        "cheese": "Gouda",
+        "main_topping": "Pork",
+        "extra_toppings": ["Onion", "Eggs"],
+    }
+
+
+def test_untrusted_input_is_validated_by_convert():
+    assert msgspec.convert(PIZZA.as_dict(), Pizza) == PIZZA
+    with pytest.raises(msgspec.ValidationError, match=r"Invalid enum value 'Ketchup' - at `\$.sauce`"):
+        msgspec.convert({**PIZZA.as_dict(), "sauce": "Ketchup"}, Pizza)
+
+
+def test_repeated_extra_toppings_are_refused_even_when_built_directly():
+    with pytest.raises(ValueError, match="extra_toppings lists 'Onion' more than once"):
+        Pizza(sauce="Pesto", cheese="Gouda", main_topping="Pork", extra_toppings=("Onion", "Eggs", "Onion"))
+
+
+# --- what makes a record invalid, and the reason given --------------------------------------
+
+SAUCES = ", ".join(menu.SAUCES)
+EXTRAS = ", ".join(menu.EXTRA_TOPPINGS)
+ORDERED = "invalid com.pizzashop.pizza.ordered: "
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (order_json(pizza_sauce="Ketchup"), f"pizza.sauce: Invalid enum value 'Ketchup'; expected one of: {SAUCES}"),
+        (order_json(pizza_cheese=None), "pizza.cheese: Expected `str`, got `null`"),
+        (
+            order_json(pizza_extra_toppings=["Onion", "Ham"]),
+            f"pizza.extra_toppings[1]: Invalid enum value 'Ham'; expected one of: {EXTRAS}",
+        ),
+        (order_json(pizza_extra_toppings=["Onion", "Onion"]), "pizza: extra_toppings lists 'Onion' more than once"),
+        (
+            order_json(pizza_extra_toppings=[*menu.EXTRA_TOPPINGS, "Onion"]),
+            "pizza.extra_toppings: Expected `array` of length <= 6",
+        ),
+        (order_json(pizza_extra_toppings="Onion"), "pizza.extra_toppings: Expected `array`, got `str`"),
+        (order_json(pizza_size="XL"), "pizza: Object contains unknown field `size`"),
+        (order_json(tip=2), "value: Object contains unknown field `tip`"),
+        (order_json(username=""), "username: Expected `str` of length >= 1"),
+        (order_json(username="x" * 33), "username: Expected `str` of length <= 32"),
+        (order_json(customer_id="C0FFEE"), "customer_id: Expected `str` matching regex"),
+        (order_json(customer_id="c0ffee\n"), "customer_id: Expected `str` matching regex"),
+        (order_json(order_id="not-an-order"), "order_id: Expected `str` matching regex"),
+        (b'{"order_id":"%s"}' % ORDER_ID.encode(), "value: Object missing required field `customer_id`"),
+        (b"[]", "value: Expected `object`, got `array`"),
+        (b"not json", "value is not JSON: JSON is malformed"),
+        (b"", "value is not JSON: Input data was truncated"),
+    ],
+)
+def test_a_payload_that_breaks_its_schema_is_invalid_with_the_field_named(value, message):
+    key, _, headers = record()
+    assert reason(PizzaOrdered, None, value, headers).startswith(ORDERED + message)
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (
+            b'{"order_id":"%s","status":999}',
+            "status: Invalid enum value 999; expected one of: 100, 200, 300, 400, -100",
+        ),
+        (b'{"order_id":"%s","status":"200"}', "status: Expected `int`, got `str`"),
+        (b'{"order_id":"%s","status":true}', "status: Expected `int`, got `bool`"),
+    ],
+)
+def test_a_status_must_be_a_known_code(value, message):
+    _, _, headers = record(PizzaStatus(order_id=ORDER_ID, status=200))
+    assert (
+        reason(PizzaStatus, None, value % ORDER_ID.encode(), headers)
+        == "invalid com.pizzashop.pizza.status: " + message
+    )
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"ce_id": None, "ce_time": b""}, "missing CloudEvents headers: ce_id, ce_time"),
+        ({"ce_specversion": b"0.3"}, "unsupported ce_specversion '0.3'"),
+        (
+            {"ce_type": b"com.pizzashop.pizza.baked"},
+            "ce_type 'com.pizzashop.pizza.baked' is not the expected com.pizzashop.pizza.ordered",
+        ),
+        ({"ce_schemaversion": b"2"}, "schema version 2 is newer than this service understands (1)"),
+        ({"ce_schemaversion": b"one"}, "ce_schemaversion is not an integer"),
+        ({"ce_time": b"yesterday"}, "ce_time 'yesterday' is not an RFC 3339 time with a zone"),
+        ({"ce_time": b"2026-11-25T12:00:04"}, "ce_time '2026-11-25T12:00:04' is not an RFC 3339 time with a zone"),
+        ({"ce_time": b"9999-12-31T23:59:59-05:00"}, "ce_time '9999-12-31T23:59:59-05:00' is out of range"),
+        ({"ce_id": b"\xff\xfe"}, "header ce_id is not UTF-8"),
+        ({"ce_source": b"\xc3"}, "header ce_source is not UTF-8"),
+    ],
+)
+def test_an_envelope_that_breaks_the_contract_is_invalid(changes, message):
+    assert reason(PizzaOrdered, *record(**changes)) == message
+
+
+def test_a_time_far_in_the_future_is_invalid():
+    ahead = (datetime.now(UTC) + timedelta(days=2)).isoformat().encode()
+    assert "more than a day in the future" in reason(PizzaOrdered, *record(ce_time=ahead))
+
+
+def test_an_older_schema_version_is_read():
+    assert events.decode(PizzaOrdered, *record(ce_schemaversion=b"0")).envelope.schema_version == 0
+
+
+def test_the_key_must_be_the_order_id():
+    _, value, headers = record()
+    assert reason(PizzaOrdered, b"f" * 32, value, headers) == "record key does not match the event's order_id"
+
+
+def test_a_record_without_a_value_or_headers_is_invalid():
+    key, _, headers = record()
+    assert reason(PizzaOrdered, key, None, headers) == "record has no value"
+    assert reason(PizzaOrdered, key, b"{}", None).startswith("missing CloudEvents headers: ce_specversion, ce_id")
+
+
+def test_a_quoted_value_that_looks_like_a_path_does_not_move_the_field_named():
+    value = order_json(pizza_sauce="x - at `$.order_id`")
+    assert reason(PizzaOrdered, None, value, record()[2]).startswith(
+        ORDERED + "pizza.sauce: Invalid enum value 'x - at"
+    )
