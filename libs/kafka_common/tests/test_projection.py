@@ -165,3 +165,22 @@ def test_a_handler_for_every_topic_it_consumes_is_required():
             calls=KafkaCalls(),
             stop=threading.Event(),
         )
+
+
+def test_on_caught_up_runs_once_before_the_loop_is_ready():
+    ready_when_called = []
+    loop = ProjectionLoop(
+        USAGE,
+        {PizzaStatus: Ledger().apply},
+        consumer=None,
+        health=Health(60.0),
+        calls=KafkaCalls(),
+        stop=threading.Event(),
+        on_caught_up=lambda: ready_when_called.append(loop.caught_up),
+    )
+    loop._unfinished = {(PizzaStatus.TOPIC, 0), (PizzaStatus.TOPIC, 1)}
+    loop._reached_end(PizzaStatus.TOPIC, 0)
+    assert ready_when_called == [] and not loop.caught_up
+    loop._reached_end(PizzaStatus.TOPIC, 1)
+    loop._reached_end(PizzaStatus.TOPIC, 1)
+    assert ready_when_called == [False] and loop.caught_up

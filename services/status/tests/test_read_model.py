@@ -380,3 +380,40 @@ def test_a_batch_is_all_or_nothing(model):
     model._db.execute("DROP TRIGGER crash")
     model.apply_ordered(batch[1])  # redone later: nothing of the failed attempt is in the way
     assert timeline(model, broken) == [100, 200] and model.order(broken)["status"] == 200
+
+
+def test_a_bulk_load_builds_the_same_model_and_its_indexes_once_caught_up(tmp_path, clock):
+    """Replayed without indexes (the fold in memory refuses what the unique ones would), then indexed."""
+    oid, waiting = ids.new_order_id(), ids.new_order_id()
+    log = [
+        status(oid, 200, seconds(-4)),
+        ordered(oid, seconds(-5)),
+        status(oid, 200, seconds(-3)),  # repeated
+        status(oid, 400, seconds(-2)),
+        ordered(oid, seconds(-1), customer="bad"),
+        status(waiting, 300, seconds(-1)),
+    ]
+
+    def replay(model):
+        with model.batch():
+            for e in log[:3]:
+                (model.apply_ordered if isinstance(e.payload, PizzaOrdered) else model.apply_status)(e)
+        for e in log[3:]:
+            (model.apply_ordered if isinstance(e.payload, PizzaOrdered) else model.apply_status)(e)
+        return model
+
+    def indexes(model):
+        return {row[0] for row in model._db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+
+    path = str(tmp_path / "orders.sqlite")
+    live = replay(ReadModel(path, clock=clock))
+    bulk = ReadModel(path, clock=clock, bulk_load=True)  # a restart: the same log again, into the same file
+    assert not indexes(bulk) & {"orders_by_customer", "order_events_status", "order_events_event_id"}
+    replay(bulk)
+    bulk.caught_up()
+    assert indexes(bulk) == indexes(live)
+    assert bulk.order(oid) == live.order(oid) and timeline(bulk, oid) == [100, 200, 400]
+    fresh = replay(ReadModel(clock=clock, bulk_load=True))
+    fresh.caught_up()
+    assert fresh.order(oid) == live.order(oid) and fresh.orders_of("c0ffee") == live.orders_of("c0ffee")
+    assert fresh._db.execute("SELECT count(*) FROM order_events").fetchone()[0] == 4

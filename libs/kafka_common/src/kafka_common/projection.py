@@ -12,7 +12,8 @@ kitchen loop (bounded.py).
 
 While catching up (replay), the per-record work that only matters live is left
 out: records are counted per batch, not timed, and logged only when they fail.
-Once caught up, each record goes through receiving() as in the kitchen loop.
+Once caught up, each record goes through receiving() as in the kitchen loop,
+and on_caught_up has been called (before the loop says it is ready).
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class ProjectionLoop:
         stop: threading.Event,
         on_applied: Callable[[str, int, int], None] | None = None,
         batch: Callable[[], AbstractContextManager] | None = None,
+        on_caught_up: Callable[[], None] | None = None,
     ):
         if usage.loop != "projection":
             raise ValueError("a projection reads every partition itself: declare assigns_partitions=True")
@@ -84,6 +86,7 @@ class ProjectionLoop:
         self.stop = stop
         self.on_applied = on_applied
         self.batch = batch or nullcontext
+        self.on_caught_up = on_caught_up
         self._unfinished: set[tuple[str, int]] | None = None  # partitions not yet read to their start-up end
         self._caught_up = threading.Event()
         self._replayed = 0
@@ -258,6 +261,8 @@ class ProjectionLoop:
             return
         self._unfinished.discard((topic, partition))
         if not self._unfinished:
+            if self.on_caught_up is not None:  # before readers are served: building its indexes, say
+                self.on_caught_up()
             self._caught_up.set()
             metrics.READ_MODEL_CAUGHT_UP.labels(self.component).set(1)
             self.log.info("read model caught up with every partition", events_replayed=self._replayed)

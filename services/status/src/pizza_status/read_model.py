@@ -8,8 +8,8 @@ trusts nothing it reads beyond the schema:
   not replace it: an error after "delivered" does not undo the delivery.
 - Each event id is applied once per order, and the timeline holds each status
   once, so a duplicated record or an order cooked twice shows once. Both are
-  constraints of the tables in SQLite, so replaying the log into an existing
-  database changes nothing.
+  constraints of the tables in SQLite (unique indexes), so replaying the log
+  into an existing database changes nothing.
 - An order's customer never changes: a second pizza-ordered for a known order
   id is ignored and counted, whoever it names.
 - Times are ce_time capped at the moment the event is applied (its batch's start):
@@ -19,11 +19,20 @@ trusts nothing it reads beyond the schema:
 Events are applied a batch at a time (the projection loop's poll batch, or a
 single event on its own): apply_ordered and apply_status only check and stage
 an event; the batch is then folded through the state machine in Python, in
-arrival order, over the orders it touches (read with one SELECT per table), and
-written with one statement per kind of change, in one transaction. A batch is
-all or nothing: if writing it fails, nothing of it is applied, and the
+arrival order, over the orders it touches, and written with one statement per
+kind of change, in one transaction. The fold reads no table: the model keeps
+what it needs of every order the tables hold (event ids, statuses, times) in
+memory, bounded like the tables by the TTL purge, and loaded from them on
+start. A batch is all or nothing: if writing it fails, nothing of it is
+applied (the orders it touched are read back from the tables), and the
 projection loop applies its events again one per batch to find the one at fault.
 Metrics and log lines about a batch come out once it is committed.
+
+While the projection replays the log (bulk_load), the tables have no secondary
+index and no unique index: building them once, when it has caught up, costs
+less than keeping them up to date row by row. Readers are not served before
+(the service is not ready), and the fold in memory refuses what the unique
+indexes would, so they are built without a conflict.
 
 One SQLite connection behind a lock, held while a batch is written (milliseconds):
 the projection thread writes, HTTP threads read, and every statement is
@@ -39,7 +48,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
@@ -56,8 +65,8 @@ from kafka_common.timestamps import format_utc as _iso
 from kafka_common.timestamps import parse_utc as _parse
 
 # A projection: a database of an older layout is dropped and rebuilt from the log.
-SCHEMA_VERSION = 2
-SCHEMA = """
+SCHEMA_VERSION = 3
+TABLES = """
 CREATE TABLE IF NOT EXISTS orders (
     order_id    TEXT PRIMARY KEY,
     event_id    TEXT NOT NULL,          -- of the pizza-ordered that made it: the only one applied
@@ -68,8 +77,6 @@ CREATE TABLE IF NOT EXISTS orders (
     ordered_at  TEXT NOT NULL,
     updated_at  TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS orders_by_customer ON orders (customer_id, ordered_at);
-CREATE INDEX IF NOT EXISTS orders_by_time ON orders (ordered_at);
 -- The timeline: each status of an order once, at the time it first arrived, with the id of the
 -- status event that brought it (none for 100, which the order itself brings). Rows of orders not
 -- (yet) known wait here for their pizza-ordered. Event ids are unique per order: all of an
@@ -79,18 +86,21 @@ CREATE TABLE IF NOT EXISTS order_events (
     order_id TEXT NOT NULL,
     status   INTEGER NOT NULL,
     at       TEXT NOT NULL,
-    event_id TEXT,
-    PRIMARY KEY (order_id, status),
-    UNIQUE (order_id, event_id)
-) WITHOUT ROWID;
+    event_id TEXT
+);
 """
-# The state of the orders a batch touches, in one statement per table (their ids as a JSON array).
-SELECT_ORDERS = (
-    "SELECT order_id, event_id, status, ordered_at FROM orders WHERE order_id IN (SELECT value FROM json_each(?))"
-)
-SELECT_TIMELINES = (
-    "SELECT order_id, status, at, event_id FROM order_events WHERE order_id IN (SELECT value FROM json_each(?))"
-)
+# Built once a bulk load has caught up (see above); the two unique ones are the timeline's constraints.
+INDEXES = """
+CREATE INDEX IF NOT EXISTS orders_by_customer ON orders (customer_id, ordered_at);
+CREATE INDEX IF NOT EXISTS orders_by_time ON orders (ordered_at);
+CREATE UNIQUE INDEX IF NOT EXISTS order_events_status ON order_events (order_id, status);
+CREATE UNIQUE INDEX IF NOT EXISTS order_events_event_id ON order_events (order_id, event_id);
+"""
+INDEX_NAMES = ("orders_by_customer", "orders_by_time", "order_events_status", "order_events_event_id")
+# What the fold needs of some orders (their ids as a JSON array), or of all of them.
+SELECT_ORDERS = "SELECT order_id, event_id, status, ordered_at FROM orders"
+SELECT_TIMELINES = "SELECT order_id, status, at, event_id FROM order_events"
+OF_THESE = " WHERE order_id IN (SELECT value FROM json_each(?))"
 # Plain INSERTs: the fold has already left out whatever the tables' constraints refuse, so a
 # conflict here is a bug or a changed database, and fails the batch rather than hiding it.
 INSERT_TIMELINE = "INSERT INTO order_events (order_id, status, at, event_id) VALUES (?, ?, ?, ?)"
@@ -166,7 +176,8 @@ class _StatusChange(NamedTuple):
 
 
 class _Order:
-    """One order as a batch sees it: what the tables hold, then each of the batch's events folded in."""
+    """One order as the fold sees it: what the tables hold (kept in memory between batches), then
+    each of the open batch's events folded in."""
 
     __slots__ = ("order_id", "event_id", "status", "stored_status", "ordered_at", "updated_at", "timeline", "event_ids")
 
@@ -211,8 +222,14 @@ class _Outcome:
 
 class ReadModel:
     def __init__(
-        self, path: str = ":memory:", ttl_hours: float = 2.0, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self,
+        path: str = ":memory:",
+        ttl_hours: float = 2.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        bulk_load: bool = False,
     ):
+        """bulk_load: the log is about to be replayed into it; call caught_up() when it has been."""
         self.ttl = timedelta(hours=ttl_hours)
         self._clock = clock
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -224,7 +241,14 @@ class ReadModel:
         if self._db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
             self._db.executescript("DROP TABLE IF EXISTS orders; DROP TABLE IF EXISTS order_events;")
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        self._db.executescript(SCHEMA)
+        self._db.executescript(TABLES)
+        self._bulk_load = bulk_load
+        if bulk_load:
+            for name in INDEX_NAMES:
+                self._db.execute(f"DROP INDEX IF EXISTS {name}")
+        else:
+            self._db.executescript(INDEXES)
+        self._live = self._load()  # every order the tables hold, as the fold needs it
         self._lock = threading.Lock()
         self._staged: list[_Ordered | _StatusChange] | None = None  # the open batch's events
         self._batch_now: tuple[datetime, datetime] | None = None  # the open batch's (now, TTL cutoff)
@@ -234,6 +258,13 @@ class ReadModel:
         self._last_purge = time.monotonic()
 
     # -- writes (projection thread) -----------------------------------------------------------
+    def caught_up(self) -> None:
+        """The log has been replayed: build the indexes a bulk load left out (before readers are served)."""
+        if self._bulk_load:
+            with self._lock:
+                self._db.executescript(INDEXES)
+            self._bulk_load = False
+
     @contextmanager
     def batch(self) -> Iterator[None]:
         """Apply the events handed over inside it (the projection loop's poll batch) as one: one
@@ -286,8 +317,17 @@ class ReadModel:
 
     def _apply(self, staged: list[_Ordered | _StatusChange]) -> None:
         if staged:
-            with self._transaction():
-                outcome = self._write(staged)
+            try:
+                with self._transaction():
+                    outcome, touched = self._write(staged)
+            except BaseException:
+                # The fold changed the orders in memory as it went: read them back as the tables still hold them.
+                self._reload({event.order_id for event in staged})
+                raise
+            for order in touched.values():
+                order.stored_status = order.status if order.event_id is not None else None
+                order.updated_at = None
+            self._live.update(touched)
             outcome.publish()
         self._maybe_purge()
 
@@ -304,14 +344,17 @@ class ReadModel:
                     self._db.execute("ROLLBACK")
                 raise
 
-    def _write(self, staged: list[_Ordered | _StatusChange]) -> _Outcome:
+    def _write(self, staged: list[_Ordered | _StatusChange]) -> tuple[_Outcome, dict[str, _Order]]:
         """Fold the batch's events, in arrival order, into the orders they touch; write the changes."""
-        orders = self._load({event.order_id for event in staged})
+        live = self._live
+        orders: dict[str, _Order] = {}
         outcome = _Outcome()
         timeline_rows: list[tuple[str, int, str, str | None]] = []
         new_orders: dict[str, _Ordered] = {}
         for event in staged:
-            order = orders[event.order_id]
+            order = orders.get(event.order_id)
+            if order is None:
+                order = orders[event.order_id] = live.get(event.order_id) or _Order(event.order_id)
             if isinstance(event, _StatusChange):
                 self._fold_status(order, event, timeline_rows, outcome)
             elif order.event_id is not None:
@@ -342,19 +385,30 @@ class ReadModel:
                 outcome.by_status[order.status] += 1
         self._db.executemany(INSERT_ORDER, inserts)
         self._db.executemany(UPDATE_STATUS, updates)
-        return outcome
+        return outcome, orders
 
-    def _load(self, order_ids: set[str]) -> dict[str, _Order]:
-        """The touched orders as the tables hold them (a fresh _Order for each one they do not)."""
-        orders = {order_id: _Order(order_id) for order_id in order_ids}
+    def _reload(self, order_ids: Iterable[str]) -> None:
+        """Read these orders back from the tables into memory (dropping those the tables hold nothing of)."""
+        with self._lock:
+            loaded = self._load(set(order_ids))
+        for order_id, order in loaded.items():
+            if order.event_id is not None or order.timeline:
+                self._live[order_id] = order
+            else:
+                self._live.pop(order_id, None)
+
+    def _load(self, order_ids: set[str] | None = None) -> dict[str, _Order]:
+        """These orders (all when None) as the tables hold them: an order they hold nothing of has an
+        _Order of its own when asked for, none when loading all."""
+        orders = {} if order_ids is None else {order_id: _Order(order_id) for order_id in order_ids}
         cursor = self._db.cursor()
-        cursor.row_factory = None  # plain tuples: thousands of rows per batch
-        ids = json.dumps(list(order_ids))
-        for order_id, event_id, status, ordered_at in cursor.execute(SELECT_ORDERS, (ids,)):
-            order = orders[order_id]
+        cursor.row_factory = None  # plain tuples: thousands of rows
+        where, params = ("", ()) if order_ids is None else (OF_THESE, (json.dumps(list(order_ids)),))
+        for order_id, event_id, status, ordered_at in cursor.execute(SELECT_ORDERS + where, params):
+            order = orders.get(order_id) or orders.setdefault(order_id, _Order(order_id))
             order.event_id, order.status, order.stored_status, order.ordered_at = event_id, status, status, ordered_at
-        for order_id, status, at, event_id in cursor.execute(SELECT_TIMELINES, (ids,)):
-            order = orders[order_id]
+        for order_id, status, at, event_id in cursor.execute(SELECT_TIMELINES + where, params):
+            order = orders.get(order_id) or orders.setdefault(order_id, _Order(order_id))
             order.timeline[status] = at
             if event_id is not None:
                 order.event_ids.add(event_id)
@@ -407,6 +461,13 @@ class ReadModel:
             self._db.execute(
                 "DELETE FROM order_events WHERE at < ? AND order_id NOT IN (SELECT order_id FROM orders)", (cutoff,)
             )
+        # The same in memory: the orders gone, and the waiting timelines that lost rows read back.
+        expired = [
+            order_id
+            for order_id, order in self._live.items()
+            if (order.ordered_at if order.event_id is not None else min(order.timeline.values(), default="")) < cutoff
+        ]
+        self._reload(expired)
         for row in gone:
             _orders_by_status(row["status"]).dec(row["n"])
         return sum(row["n"] for row in gone)
