@@ -53,6 +53,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
+import msgspec
 from prometheus_client import Counter, Gauge
 
 from kafka_common import metrics
@@ -175,21 +176,22 @@ class _StatusChange(NamedTuple):
     at_time: datetime
 
 
-class _Order:
+class _Order(msgspec.Struct, gc=False):
     """One order as the fold sees it: what the tables hold (kept in memory between batches), then
-    each of the open batch's events folded in."""
+    each of the open batch's events folded in.
 
-    __slots__ = ("order_id", "event_id", "status", "stored_status", "ordered_at", "updated_at", "timeline", "event_ids")
+    Every live order is one of these, so the garbage collector must not walk them all again and
+    again: neither they (gc=False: they reference no container that could lead back to them) nor
+    what they hold (a dict of ints and strings, a tuple of strings) are tracked."""
 
-    def __init__(self, order_id: str):
-        self.order_id = order_id
-        self.event_id: str | None = None  # of its pizza-ordered; None while the order is not known
-        self.status = STATUS_RECEIVED
-        self.stored_status: int | None = None  # the status in the orders table before the batch
-        self.ordered_at = ""
-        self.updated_at: str | None = None  # set when the batch changes the status
-        self.timeline: dict[int, str] = {}  # status -> at
-        self.event_ids: set[str] = set()  # of the status events in the timeline
+    order_id: str
+    event_id: str | None = None  # of its pizza-ordered; None while the order is not known
+    status: int = STATUS_RECEIVED
+    stored_status: int | None = None  # the status in the orders table before the batch
+    ordered_at: str = ""
+    updated_at: str | None = None  # set when the batch changes the status
+    timeline: dict[int, str] = {}  # status -> at
+    event_ids: tuple[str, ...] = ()  # of the status events in the timeline (a few)
 
 
 class _Outcome:
@@ -411,7 +413,7 @@ class ReadModel:
             order = orders.get(order_id) or orders.setdefault(order_id, _Order(order_id))
             order.timeline[status] = at
             if event_id is not None:
-                order.event_ids.add(event_id)
+                order.event_ids += (event_id,)
         return orders
 
     def _fold_status(self, order: _Order, change: _StatusChange, timeline_rows: list, outcome: _Outcome) -> None:
@@ -424,7 +426,7 @@ class ReadModel:
             outcome.ignored["repeated"] += 1
             return
         order.timeline[change.status] = change.at
-        order.event_ids.add(change.event_id)
+        order.event_ids += (change.event_id,)
         timeline_rows.append((change.order_id, change.status, change.at, change.event_id))
         if order.event_id is None:
             return  # its pizza-ordered has not arrived (yet): the timeline row waits for it
