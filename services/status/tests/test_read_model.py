@@ -417,3 +417,19 @@ def test_a_bulk_load_builds_the_same_model_and_its_indexes_once_caught_up(tmp_pa
     fresh.caught_up()
     assert fresh.order(oid) == live.order(oid) and fresh.orders_of("c0ffee") == live.orders_of("c0ffee")
     assert fresh._db.execute("SELECT count(*) FROM order_events").fetchone()[0] == 4
+
+
+def test_what_the_purge_drops_is_forgotten_in_memory_too(model, clock):
+    """The fold keeps the live orders in memory: an order purged is unknown again, a waiting timeline keeps
+    only its rows the purge left."""
+    gone, waiting = ids.new_order_id(), ids.new_order_id()
+    model.apply_ordered(ordered(gone, NOW - timedelta(hours=1)))
+    model.apply_status(status(waiting, 200, NOW - timedelta(hours=1)))
+    model.apply_status(status(waiting, 300, NOW))
+    model.ttl = timedelta(minutes=30)
+    assert model.purge() == 1
+    model.apply_status(status(gone, 200, NOW))  # waits for its pizza-ordered, as for any unknown order
+    assert model.order(gone) is None
+    model.apply_status(status(waiting, 200, NOW, event_id="again"))  # its first 200 was purged: not a repeat
+    model.apply_ordered(ordered(waiting, NOW))
+    assert timeline(model, waiting) == [100, 200, 300] and model.order(waiting)["status"] == 300
