@@ -8,12 +8,16 @@ exec, the benchmark polls every 20 ms for:
   http up:  GET /healthz answers (interpreter, imports, Kafka client, HTTP server)
   ready:    GET /readyz is 200 (every partition read to its end as of start-up)
 rebuild = ready - http up: the projection itself. Peak RSS is VmHWM at ready.
+CPU is the process's user + system time over the same span (every thread:
+librdkafka's fetchers too), per offset: unlike the wall-clock rate, it hardly
+changes when other processes share the cores.
 The log also holds what earlier benchmarks of the run wrote; the table shows
 the offsets actually in the two topics (records plus transaction markers).
 """
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -48,6 +52,7 @@ class RebuildResult:
     ready: list[float] = field(default_factory=list)
     rebuild: list[float] = field(default_factory=list)
     peak_rss_mib: list[float] = field(default_factory=list)
+    cpu_s: list[float] = field(default_factory=list)  # over the rebuild span
 
     @property
     def offsets(self) -> int:
@@ -92,11 +97,26 @@ def fill(env: Environment, orders: int, rng: random.Random) -> None:
         raise BenchmarkError("could not write the rebuild benchmark's log within 60 s")
 
 
-def time_start(env: Environment, timeout: float, extra_env: dict | None = None) -> tuple[float, float, float | None]:
-    """Start a fresh pizza-status; (seconds to /healthz, seconds to /readyz 200, peak RSS MiB)."""
+def proc_cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time of a running process, all its threads."""
+    if pid is None:
+        return None
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def time_start(
+    env: Environment, timeout: float, extra_env: dict | None = None
+) -> tuple[float, float, float | None, float | None]:
+    """Start a fresh pizza-status; (seconds to /healthz, seconds to /readyz 200, peak RSS MiB,
+    CPU seconds from /healthz to /readyz 200)."""
     began = time.perf_counter()
     proc = env.service("status", extra_env)
-    http_up = None
+    http_up = cpu_at_http_up = None
     try:
         while True:
             elapsed = time.perf_counter() - began
@@ -106,9 +126,11 @@ def time_start(env: Environment, timeout: float, extra_env: dict | None = None) 
                 raise BenchmarkError(f"{proc.name} exited with {proc.returncode} (log: {proc.log_file})")
             code, _ = http_status(proc.url("/readyz"), timeout=2.0)
             if code and http_up is None:
-                http_up = elapsed
+                http_up, cpu_at_http_up = elapsed, proc_cpu_seconds(proc.pid)
             if code == 200:
-                return http_up, elapsed, proc_peak_rss_mib(proc.pid)
+                cpu_at_ready = proc_cpu_seconds(proc.pid)
+                cpu = None if cpu_at_ready is None or cpu_at_http_up is None else cpu_at_ready - cpu_at_http_up
+                return http_up, elapsed, proc_peak_rss_mib(proc.pid), cpu
             time.sleep(READY_POLL_S)
     finally:
         env.stop_services([proc])
@@ -130,11 +152,13 @@ def run(env: Environment, sizes: list[int], repeats: int, seed: int = 3) -> list
         result.ordered_offsets = log_offsets(config, topics.PIZZA_ORDERED)
         result.status_offsets = log_offsets(config, topics.PIZZA_STATUS)
         for _ in range(repeats):
-            http_up, ready, rss = time_start(env, 120.0 + size / 100.0, extra_env)
+            http_up, ready, rss, cpu = time_start(env, 120.0 + size / 100.0, extra_env)
             result.http_up.append(http_up)
             result.ready.append(ready)
             result.rebuild.append(ready - http_up)
             if rss is not None:
                 result.peak_rss_mib.append(rss)
+            if cpu is not None:
+                result.cpu_s.append(cpu)
         results.append(result)
     return results

@@ -253,6 +253,7 @@ def rebuild_table(results: list[rebuild.RebuildResult]) -> str:
     rows = []
     for r in results:
         rate = [r.offsets / s for s in r.rebuild if s > 0]
+        cpu_per_offset = [cpu / r.offsets * 1e6 for cpu in r.cpu_s if r.offsets]
         rows.append(
             [
                 f"status rebuild, {r.target_orders} orders written{r.note}",
@@ -262,6 +263,7 @@ def rebuild_table(results: list[rebuild.RebuildResult]) -> str:
                 spread(r.ready, lambda x: f"{x:.2f}"),
                 spread(r.rebuild, lambda x: f"{x:.2f}"),
                 spread(rate, lambda x: f"{x:.0f}"),
+                spread(cpu_per_offset, lambda x: f"{x:.1f}"),
                 spread(r.peak_rss_mib, lambda x: f"{x:.0f}"),
             ]
         )
@@ -275,6 +277,7 @@ def rebuild_table(results: list[rebuild.RebuildResult]) -> str:
             "ready s",
             "rebuild s",
             "offsets/s",
+            "CPU us/offset",
             "peak RSS MiB",
         ],
         rows,

@@ -293,26 +293,143 @@ def test_wait_for_returns_once_the_record_is_applied(model):
     assert model.wait_for(3, 5, timeout=0) is True
 
 
-def test_a_batch_applies_in_one_transaction_and_a_failing_event_leaves_nothing(model, monkeypatch):
-    first, broken, last = (ids.new_order_id() for _ in range(3))
-    fold = model._fold_timeline
-
-    def failing_fold(order_id):
-        if order_id == broken:
-            raise RuntimeError("disk full")
-        return fold(order_id)
-
-    monkeypatch.setattr(model, "_fold_timeline", failing_fold)
+def test_a_batch_is_folded_in_arrival_order(model):
+    """Within one batch, events see the ones before them: as if applied one at a time."""
+    oid, waiting = ids.new_order_id(), ids.new_order_id()
+    cooked = status(oid, 200, seconds(-8))
     with model.batch():
-        model.apply_ordered(ordered(first))
-        with pytest.raises(RuntimeError):
-            model.apply_ordered(ordered(broken))  # its 100 was written before the failure
-        model.apply_ordered(ordered(last))
-        model.apply_status(status(last, 200, seconds(1)))
-    assert model.order(first)["status"] == 100 and model.order(last)["status"] == 200
-    assert model.order(broken) is None
-    leftovers = model._db.execute("SELECT count(*) FROM order_events WHERE order_id = ?", (broken,)).fetchone()[0]
-    assert leftovers == 0
-    monkeypatch.undo()
-    model.apply_ordered(ordered(broken))  # redone later: nothing of the failed attempt is in the way
-    assert [e["status"] for e in model.order(broken)["events"]] == [100]
+        model.apply_status(status(oid, 300, seconds(-7)))  # before its order, in the same batch
+        model.apply_ordered(ordered(oid, seconds(-9)))
+        model.apply_status(cooked)
+        model.apply_status(cooked)  # a duplicate
+        model.apply_status(status(oid, 300, seconds(-6)))  # cooked twice
+        model.apply_status(status(oid, 400, seconds(-5)))
+        model.apply_ordered(ordered(oid, seconds(-4), customer="bad"))
+        model.apply_status(status(oid, -100, seconds(-3)))  # after delivery
+        model.apply_status(status(waiting, 200, seconds(-2)))
+        assert model.order(oid) is None  # nothing is visible before the batch is written
+    order = model.order(oid)
+    assert order["status"] == 400 and order["customer_id"] == "c0ffee"
+    assert order["updated_at"] == "2026-11-25T11:59:55.000000Z"
+    assert [(e["status"], e["at"][17:19]) for e in order["events"]] == [
+        (100, "51"),
+        (200, "52"),
+        (300, "53"),
+        (400, "55"),
+        (-100, "57"),
+    ]
+    assert model.order(waiting) is None
+    model.apply_ordered(ordered(waiting, seconds(-3)))
+    assert model.order(waiting)["status"] == 200
+
+
+def test_a_batch_counts_what_it_ignored_once_it_is_written(model):
+    oid = ids.new_order_id()
+    before = {reason: ignored(reason) for reason in ("duplicate", "repeated", "after_final", "second_order")}
+    again = status(oid, 200, seconds(-3))
+    with model.batch():
+        model.apply_ordered(ordered(oid, seconds(-4)))
+        model.apply_status(again)
+        model.apply_status(again)
+        model.apply_status(status(oid, 200, seconds(-2)))
+        model.apply_status(status(oid, -100, seconds(-1)))
+        model.apply_status(status(oid, 400, seconds(0)))
+        model.apply_ordered(ordered(oid, seconds(0), customer="bad"))
+    after = {reason: ignored(reason) - before[reason] for reason in before}
+    assert after == {"duplicate": 1, "repeated": 1, "after_final": 1, "second_order": 1}
+
+
+def test_a_batch_is_all_or_nothing(model):
+    """A batch whose write fails leaves nothing of any of its events behind, nor any count of them:
+    the projection loop then applies them one at a time, and only the one at fault fails."""
+    first, broken, last = (ids.new_order_id() for _ in range(3))
+    model.apply_ordered(ordered(first, seconds(-5)))
+    model._db.execute(
+        f"CREATE TEMP TRIGGER crash BEFORE INSERT ON orders WHEN NEW.order_id = '{broken}' "
+        "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+    )
+    batch = [
+        status(first, 200, seconds(-4)),
+        ordered(broken, seconds(-3)),
+        status(broken, 200, seconds(-2)),
+        ordered(last, seconds(-1)),
+        status(first, 200, seconds(-1)),  # repeated: not counted, as the batch is not applied
+    ]
+    repeated = ignored("repeated")
+    with pytest.raises(sqlite3.DatabaseError, match="disk full"):
+        with model.batch():
+            for e in batch:
+                (model.apply_ordered if isinstance(e.payload, PizzaOrdered) else model.apply_status)(e)
+    assert model.order(first)["status"] == 100 and model.order(broken) is None and model.order(last) is None
+    assert model._db.execute("SELECT count(*) FROM order_events").fetchone()[0] == 1
+    assert ignored("repeated") == repeated
+    failed = []
+    for e in batch:
+        try:
+            with model.batch():
+                (model.apply_ordered if isinstance(e.payload, PizzaOrdered) else model.apply_status)(e)
+        except sqlite3.DatabaseError:
+            failed.append(e)
+    assert failed == [batch[1]]
+    assert model.order(first)["status"] == 200 and model.order(last)["status"] == 100
+    assert model.order(broken) is None  # its status waits in the timeline, its 100 is not there
+    assert [row[0] for row in model._db.execute("SELECT status FROM order_events WHERE order_id = ?", (broken,))] == [
+        200
+    ]
+    assert ignored("repeated") == repeated + 1
+    model._db.execute("DROP TRIGGER crash")
+    model.apply_ordered(batch[1])  # redone later: nothing of the failed attempt is in the way
+    assert timeline(model, broken) == [100, 200] and model.order(broken)["status"] == 200
+
+
+def test_a_bulk_load_builds_the_same_model_and_its_indexes_once_caught_up(tmp_path, clock):
+    """Replayed without indexes (the fold in memory refuses what the unique ones would), then indexed."""
+    oid, waiting = ids.new_order_id(), ids.new_order_id()
+    log = [
+        status(oid, 200, seconds(-4)),
+        ordered(oid, seconds(-5)),
+        status(oid, 200, seconds(-3)),  # repeated
+        status(oid, 400, seconds(-2)),
+        ordered(oid, seconds(-1), customer="bad"),
+        status(waiting, 300, seconds(-1)),
+    ]
+
+    def replay(model):
+        with model.batch():
+            for e in log[:3]:
+                (model.apply_ordered if isinstance(e.payload, PizzaOrdered) else model.apply_status)(e)
+        for e in log[3:]:
+            (model.apply_ordered if isinstance(e.payload, PizzaOrdered) else model.apply_status)(e)
+        return model
+
+    def indexes(model):
+        return {row[0] for row in model._db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+
+    path = str(tmp_path / "orders.sqlite")
+    live = replay(ReadModel(path, clock=clock))
+    bulk = ReadModel(path, clock=clock, bulk_load=True)  # a restart: the same log again, into the same file
+    assert not indexes(bulk) & {"orders_by_customer", "order_events_status", "order_events_event_id"}
+    replay(bulk)
+    bulk.caught_up()
+    assert indexes(bulk) == indexes(live)
+    assert bulk.order(oid) == live.order(oid) and timeline(bulk, oid) == [100, 200, 400]
+    fresh = replay(ReadModel(clock=clock, bulk_load=True))
+    fresh.caught_up()
+    assert fresh.order(oid) == live.order(oid) and fresh.orders_of("c0ffee") == live.orders_of("c0ffee")
+    assert fresh._db.execute("SELECT count(*) FROM order_events").fetchone()[0] == 4
+
+
+def test_what_the_purge_drops_is_forgotten_in_memory_too(model, clock):
+    """The fold keeps the live orders in memory: an order purged is unknown again, a waiting timeline keeps
+    only its rows the purge left."""
+    gone, waiting = ids.new_order_id(), ids.new_order_id()
+    model.apply_ordered(ordered(gone, NOW - timedelta(hours=1)))
+    model.apply_status(status(waiting, 200, NOW - timedelta(hours=1)))
+    model.apply_status(status(waiting, 300, NOW))
+    model.ttl = timedelta(minutes=30)
+    assert model.purge() == 1
+    model.apply_status(status(gone, 200, NOW))  # waits for its pizza-ordered, as for any unknown order
+    assert model.order(gone) is None
+    model.apply_status(status(waiting, 200, NOW, event_id="again"))  # its first 200 was purged: not a repeat
+    model.apply_ordered(ordered(waiting, NOW))
+    assert timeline(model, waiting) == [100, 200, 300] and model.order(waiting)["status"] == 300

@@ -73,6 +73,7 @@ class App:
         self.api_blueprints: list = []
         self.applied: Callable[[str, int, int], None] | None = None
         self.batch: Callable[[], AbstractContextManager] | None = None
+        self.caught_up: Callable[[], None] | None = None
 
     def handles(self, model: type[events.Payload], handler: Callable | None = None, *, once_per_order: bool = False):
         """Register the handler of one event type (as a decorator, or directly with handler=).
@@ -95,10 +96,15 @@ class App:
         """Projection: called with (topic, partition, offset) after each record (read-your-writes)."""
         self.applied = callback
 
-    def applies_in_batches(self, batch: Callable[[], AbstractContextManager]) -> None:
+    def applies_in_batches(
+        self, batch: Callable[[], AbstractContextManager], *, caught_up: Callable[[], None] | None = None
+    ) -> None:
         """Projection: each poll batch of records is applied inside `with batch():` (one database
-        transaction, say); on_applied is told the batch's positions once it has exited."""
+        transaction, say); on_applied is told the batch's positions once it has exited. caught_up
+        is called once every partition has been read to its end as of start-up, before the service
+        is ready (to build what a bulk load left out)."""
         self.batch = batch
+        self.caught_up = caught_up
 
     def add_api(self, blueprint) -> None:
         """Serve this blueprint on API_PORT, apart from probes and metrics."""
@@ -154,6 +160,7 @@ class App:
                 stop=stop,
                 on_applied=self.applied,
                 batch=self.batch,
+                on_caught_up=self.caught_up,
             )
         ttl_hours = env_number("ORDER_TTL_HOURS", 2.0, float, minimum=0.0)
         return KitchenLoop(

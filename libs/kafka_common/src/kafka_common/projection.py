@@ -4,18 +4,25 @@ Ready once every partition has been read up to its end as of start-up.
 Records are taken in batches (what has arrived, up to MAX_BATCH): a batch is
 applied inside the read model's batch() if it has one (one database
 transaction), and on_applied hears of its positions once that has exited.
-Whatever one record does (invalid, undecodable, a handler raising), it is
-logged, counted and skipped, never dead-lettered: every replica reads every
-event on every start, so each would dead-letter it again. Every librdkafka
-call goes through KafkaCalls, as in the kitchen loop (bounded.py).
+Whatever one record does (invalid, undecodable, a handler raising, its part of
+the batch's write failing), it is logged, counted and skipped, never
+dead-lettered: every replica reads every event on every start, so each would
+dead-letter it again. Every librdkafka call goes through KafkaCalls, as in the
+kitchen loop (bounded.py).
+
+While catching up (replay), the per-record work that only matters live is left
+out: records are counted per batch, not timed, and logged only when they fail.
+Once caught up, each record goes through receiving() as in the kitchen loop,
+and on_caught_up has been called (before the loop says it is ready).
 """
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
-from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
@@ -24,7 +31,7 @@ from kafka_common.bounded import KafkaCalls
 from kafka_common.clients import ClientErrors, build_consumer
 from kafka_common.config import ClientConfig
 from kafka_common.health import Health
-from kafka_common.logging import get_logger
+from kafka_common.logging import done_with, get_logger, handling
 from kafka_common.receiving import by_topic, describe, receiving
 from kafka_common.usage import KafkaUsage
 
@@ -65,6 +72,7 @@ class ProjectionLoop:
         stop: threading.Event,
         on_applied: Callable[[str, int, int], None] | None = None,
         batch: Callable[[], AbstractContextManager] | None = None,
+        on_caught_up: Callable[[], None] | None = None,
     ):
         if usage.loop != "projection":
             raise ValueError("a projection reads every partition itself: declare assigns_partitions=True")
@@ -78,6 +86,7 @@ class ProjectionLoop:
         self.stop = stop
         self.on_applied = on_applied
         self.batch = batch or nullcontext
+        self.on_caught_up = on_caught_up
         self._unfinished: set[tuple[str, int]] | None = None  # partitions not yet read to their start-up end
         self._caught_up = threading.Event()
         self._replayed = 0
@@ -149,49 +158,96 @@ class ProjectionLoop:
         return 1 if self.health.fatal else 0
 
     def _on_batch(self, msgs: list[Message]) -> None:
-        applied: dict[tuple[str, int], int] = {}
+        records: list[Message] = []
         ends: list[tuple[str, int]] = []
-        with self.batch():
-            for msg in msgs:
-                err = msg.error()
-                if err is None:
-                    self._on_message(msg)
-                    applied[(msg.topic(), msg.partition())] = msg.offset()
-                elif err.code() == KafkaError._PARTITION_EOF:
-                    ends.append((msg.topic(), msg.partition()))
-                else:
-                    self.log.warning("consumer error", error=err.str(), code=err.name())
-        # Only now are the batch's effects visible to readers.
-        if self.on_applied is not None:
-            for (topic, partition), offset in applied.items():
-                self.on_applied(topic, partition, offset)
+        for msg in msgs:
+            err = msg.error()
+            if err is None:
+                records.append(msg)
+            elif err.code() == KafkaError._PARTITION_EOF:
+                ends.append((msg.topic(), msg.partition()))
+            else:
+                self.log.warning("consumer error", error=err.str(), code=err.name())
+        if records:
+            self._apply(records, replay=not self._caught_up.is_set())
+            # Only now are the batch's effects visible to readers.
+            if self.on_applied is not None:
+                applied = {(msg.topic(), msg.partition()): msg.offset() for msg in records}
+                for (topic, partition), offset in applied.items():
+                    self.on_applied(topic, partition, offset)
         for topic, partition in ends:
             self._reached_end(topic, partition)
 
-    def _on_message(self, msg: Message) -> None:
-        replay = not self._caught_up.is_set()
+    def _apply(self, records: list[Message], replay: bool) -> None:
+        """Decode each record and hand it to its handler, all inside one batch().
+
+        Live, each record goes through receiving() (counted, timed, one log line). On replay
+        that per-record work would be most of a rebuild's time: records are counted per batch
+        and only a record that fails gets a log line (with its coordinates). If the batch as a
+        whole fails (its database write, say), its events are applied again one per batch(),
+        so that only the one at fault is skipped.
+        """
+        handed: list[tuple[Message, events.Event]] = []
         if replay:
-            self._replay_progress()
-        with receiving(self.component, self.log, msg, replay=replay):
+            self._replay_progress(records)
+        try:
+            with self.batch():
+                for msg in records:
+                    if replay:
+                        self._take(msg, handed, replay)
+                    else:
+                        with receiving(self.component, self.log, msg):
+                            self._take(msg, handed, replay)
+        except Exception as exc:
+            if not handed:
+                raise
+            failure = exc
+        else:
+            return
+        if len(handed) == 1:
+            self._failed(handed[0][0], failure, within_receiving=False)
+            return
+        self.log.warning(
+            "a batch of events could not be applied as a whole: applying them one at a time",
+            error=_error_text(failure),
+            events=len(handed),
+        )
+        for msg, event in handed:
             try:
-                event = events.decode(self.models[msg.topic()], msg.key(), msg.value(), msg.headers())
-            except Exception as exc:  # InvalidEvent, or anything else a hostile record provokes
-                metrics.EVENTS_FAILED.labels(self.component, msg.topic(), "invalid").inc()
+                with self.batch():
+                    self.handlers[msg.topic()](event)
+            except Exception as exc:
+                self._failed(msg, exc, within_receiving=False)
+
+    def _take(self, msg: Message, handed: list[tuple[Message, events.Event]], replay: bool) -> None:
+        """One record: decoded and handed to its handler, or counted, logged and skipped."""
+        topic = msg.topic()
+        try:
+            event = events.decode(self.models[topic], msg.key(), msg.value(), msg.headers())
+        except Exception as exc:  # InvalidEvent, or anything else a hostile record provokes
+            metrics.EVENTS_FAILED.labels(self.component, topic, "invalid").inc()
+            with _about(msg, within_receiving=not replay):
                 self.log.error(
                     "invalid event skipped (dead-lettered by the kitchen's consumer groups)", error=str(exc)[:512]
                 )
-                event = None
-            if event is not None:
-                try:
-                    self.handlers[msg.topic()](event)
-                except Exception as exc:
-                    metrics.EVENTS_FAILED.labels(self.component, msg.topic(), "processing").inc()
-                    self.log.error(
-                        "event could not be applied, skipped", error=f"{type(exc).__name__}: {exc}"[:512], exc_info=True
-                    )
+            return
+        try:
+            self.handlers[topic](event)
+        except Exception as exc:
+            self._failed(msg, exc, within_receiving=not replay)
+            return
+        handed.append((msg, event))
 
-    def _replay_progress(self) -> None:
-        self._replayed += 1
+    def _failed(self, msg: Message, exc: Exception, *, within_receiving: bool) -> None:
+        metrics.EVENTS_FAILED.labels(self.component, msg.topic(), "processing").inc()
+        with _about(msg, within_receiving=within_receiving):
+            self.log.error("event could not be applied, skipped", error=_error_text(exc), exc_info=exc)
+
+    def _replay_progress(self, records: list[Message]) -> None:
+        consumed = collections.Counter(msg.topic() for msg in records)
+        for topic, n in consumed.items():
+            metrics.EVENTS_CONSUMED.labels(self.component, topic).inc(n)
+        self._replayed += len(records)
         if time.monotonic() - self._progress_at >= REPLAY_PROGRESS_EVERY_S:
             self._progress_at = time.monotonic()
             self.log.info(
@@ -205,6 +261,27 @@ class ProjectionLoop:
             return
         self._unfinished.discard((topic, partition))
         if not self._unfinished:
+            if self.on_caught_up is not None:  # before readers are served: building its indexes, say
+                self.on_caught_up()
             self._caught_up.set()
             metrics.READ_MODEL_CAUGHT_UP.labels(self.component).set(1)
             self.log.info("read model caught up with every partition", events_replayed=self._replayed)
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:512]
+
+
+@contextmanager
+def _about(msg: Message, *, within_receiving: bool) -> Iterator[None]:
+    """Lines written inside carry this record's coordinates: receiving() has set them already
+    for a live record; a replayed one (or one applied again) gets them here, for the rare line
+    about it (a failure)."""
+    if within_receiving:
+        yield
+        return
+    _, token = handling(msg)
+    try:
+        yield
+    finally:
+        done_with(token)

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 def format_utc(moment: datetime | None = None) -> str:
     """2026-01-01T12:00:04.123456Z (now when moment is None); a naive moment is taken as UTC."""
     moment = datetime.now(UTC) if moment is None else moment
+    if moment.tzinfo is UTC:  # the usual case (a consumed event's time, now): no conversion, no search
+        return moment.isoformat(timespec="microseconds")[:-6] + "Z"
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")

@@ -28,14 +28,14 @@ def setup(app: App) -> None:
     path = env_str("STATUS_DB_PATH", ":memory:")
     ttl_hours = env_number("ORDER_TTL_HOURS", 2.0, float, minimum=0.0)
     try:
-        model = ReadModel(path, ttl_hours=ttl_hours)
+        model = ReadModel(path, ttl_hours=ttl_hours, bulk_load=True)  # the projection replays the log into it
     except sqlite3.Error as exc:
         raise ConfigError(f"STATUS_DB_PATH={path}: cannot open the read model there ({exc})") from exc
     metrics.OLDEST_OPEN_ORDER_AGE.labels(KAFKA_USAGE.component).set_function(model.oldest_open_age_seconds)
     app.handles(PizzaOrdered, model.apply_ordered)
     app.handles(PizzaStatus, model.apply_status)
     app.on_applied(model.applied)
-    app.applies_in_batches(model.batch)
+    app.applies_in_batches(model.batch, caught_up=model.caught_up)
     app.add_api(query_api(model))
 
 

@@ -8,30 +8,52 @@ trusts nothing it reads beyond the schema:
   not replace it: an error after "delivered" does not undo the delivery.
 - Each event id is applied once per order, and the timeline holds each status
   once, so a duplicated record or an order cooked twice shows once. Both are
-  constraints of the tables in SQLite, so replaying the log into an existing
-  database changes nothing.
+  constraints of the tables in SQLite (unique indexes), so replaying the log
+  into an existing database changes nothing.
 - An order's customer never changes: a second pizza-ordered for a known order
   id is ignored and counted, whoever it names.
-- Times are ce_time capped at the moment the event is applied: a producer can
-  date an event in the past (it then only expires sooner), never in the future,
-  where it would sort first and escape the TTL purge.
+- Times are ce_time capped at the moment the event is applied (its batch's start):
+  a producer can date an event in the past (it then only expires sooner), never in
+  the future, where it would sort first and escape the TTL purge.
 
-One SQLite connection behind a lock: the projection thread writes, HTTP
-threads read, and every statement is parameterised. Rebuilt from the log on
-every start, so it may live in memory (the default) or in a scratch file.
+Events are applied a batch at a time (the projection loop's poll batch, or a
+single event on its own): apply_ordered and apply_status only check and stage
+an event; the batch is then folded through the state machine in Python, in
+arrival order, over the orders it touches, and written with one statement per
+kind of change, in one transaction. The fold reads no table: the model keeps
+what it needs of every order the tables hold (event ids, statuses, times) in
+memory, bounded like the tables by the TTL purge, and loaded from them on
+start. A batch is all or nothing: if writing it fails, nothing of it is
+applied (the orders it touched are read back from the tables), and the
+projection loop applies its events again one per batch to find the one at fault.
+Metrics and log lines about a batch come out once it is committed.
+
+While the projection replays the log (bulk_load), the tables have no secondary
+index and no unique index: building them once, when it has caught up, costs
+less than keeping them up to date row by row. Readers are not served before
+(the service is not ready), and the fold in memory refuses what the unique
+indexes would, so they are built without a conflict.
+
+One SQLite connection behind a lock, held while a batch is written (milliseconds):
+the projection thread writes, HTTP threads read, and every statement is
+parameterised. Rebuilt from the log on every start, so it may live in memory
+(the default) or in a scratch file.
 """
 
 from __future__ import annotations
 
+import collections
 import functools
 import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
+import msgspec
 from prometheus_client import Counter, Gauge
 
 from kafka_common import metrics
@@ -44,8 +66,8 @@ from kafka_common.timestamps import format_utc as _iso
 from kafka_common.timestamps import parse_utc as _parse
 
 # A projection: a database of an older layout is dropped and rebuilt from the log.
-SCHEMA_VERSION = 2
-SCHEMA = """
+SCHEMA_VERSION = 3
+TABLES = """
 CREATE TABLE IF NOT EXISTS orders (
     order_id    TEXT PRIMARY KEY,
     event_id    TEXT NOT NULL,          -- of the pizza-ordered that made it: the only one applied
@@ -56,8 +78,6 @@ CREATE TABLE IF NOT EXISTS orders (
     ordered_at  TEXT NOT NULL,
     updated_at  TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS orders_by_customer ON orders (customer_id, ordered_at);
-CREATE INDEX IF NOT EXISTS orders_by_time ON orders (ordered_at);
 -- The timeline: each status of an order once, at the time it first arrived, with the id of the
 -- status event that brought it (none for 100, which the order itself brings). Rows of orders not
 -- (yet) known wait here for their pizza-ordered. Event ids are unique per order: all of an
@@ -67,11 +87,29 @@ CREATE TABLE IF NOT EXISTS order_events (
     order_id TEXT NOT NULL,
     status   INTEGER NOT NULL,
     at       TEXT NOT NULL,
-    event_id TEXT,
-    PRIMARY KEY (order_id, status),
-    UNIQUE (order_id, event_id)
-) WITHOUT ROWID;
+    event_id TEXT
+);
 """
+# Built once a bulk load has caught up (see above); the two unique ones are the timeline's constraints.
+INDEXES = """
+CREATE INDEX IF NOT EXISTS orders_by_customer ON orders (customer_id, ordered_at);
+CREATE INDEX IF NOT EXISTS orders_by_time ON orders (ordered_at);
+CREATE UNIQUE INDEX IF NOT EXISTS order_events_status ON order_events (order_id, status);
+CREATE UNIQUE INDEX IF NOT EXISTS order_events_event_id ON order_events (order_id, event_id);
+"""
+INDEX_NAMES = ("orders_by_customer", "orders_by_time", "order_events_status", "order_events_event_id")
+# What the fold needs of some orders (their ids as a JSON array), or of all of them.
+SELECT_ORDERS = "SELECT order_id, event_id, status, ordered_at FROM orders"
+SELECT_TIMELINES = "SELECT order_id, status, at, event_id FROM order_events"
+OF_THESE = " WHERE order_id IN (SELECT value FROM json_each(?))"
+# Plain INSERTs: the fold has already left out whatever the tables' constraints refuse, so a
+# conflict here is a bug or a changed database, and fails the batch rather than hiding it.
+INSERT_TIMELINE = "INSERT INTO order_events (order_id, status, at, event_id) VALUES (?, ?, ?, ?)"
+INSERT_ORDER = (
+    "INSERT INTO orders (order_id, event_id, customer_id, username, pizza, status, ordered_at, updated_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+UPDATE_STATUS = "UPDATE orders SET status = ?, updated_at = ? WHERE order_id = ?"
 PURGE_EVERY_S = 60.0
 COMPONENT = "status"
 
@@ -88,7 +126,7 @@ log = get_logger(__name__)
 
 @functools.lru_cache(maxsize=64)
 def _orders_by_status(status: int) -> Gauge:
-    """The gauge's child for one status, looked up once (a label look-up per event is a rebuild's cost)."""
+    """The gauge's child for one status, looked up once."""
     return metrics.ORDERS_BY_STATUS.labels(COMPONENT, str(status))
 
 
@@ -104,179 +142,315 @@ def timeline_rank(status: int) -> int:
     return 10_000 if status < 0 else status
 
 
+def fold_timeline(timeline: dict[int, str]) -> tuple[int, str]:
+    """An order's (status, updated_at): its timeline {status: at}, in time order, through the state machine."""
+    status, updated = STATUS_RECEIVED, None
+    for code, at in sorted(timeline.items(), key=lambda item: (item[1], timeline_rank(item[0]))):
+        if updated is None and code == STATUS_RECEIVED:
+            updated = at
+        elif advances(status, code):
+            status, updated = code, at
+    # An order's pizza-ordered puts its 100 in the timeline before folding: a timeline is never empty.
+    assert updated is not None, "an order without a timeline"
+    return status, updated
+
+
+class _Ordered(NamedTuple):
+    """A pizza-ordered, checked and ready to fold."""
+
+    order_id: str
+    event_id: str
+    at: str
+    customer_id: str
+    username: str
+    pizza: str
+
+
+class _StatusChange(NamedTuple):
+    """A pizza-status, checked and ready to fold."""
+
+    order_id: str
+    event_id: str
+    status: int
+    at: str
+    at_time: datetime
+
+
+class _Order(msgspec.Struct, gc=False):
+    """One order as the fold sees it: what the tables hold (kept in memory between batches), then
+    each of the open batch's events folded in.
+
+    Every live order is one of these, so the garbage collector must not walk them all again and
+    again: neither they (gc=False: they reference no container that could lead back to them) nor
+    what they hold (a dict of ints and strings, a tuple of strings) are tracked."""
+
+    order_id: str
+    event_id: str | None = None  # of its pizza-ordered; None while the order is not known
+    status: int = STATUS_RECEIVED
+    stored_status: int | None = None  # the status in the orders table before the batch
+    ordered_at: str = ""
+    updated_at: str | None = None  # set when the batch changes the status
+    timeline: dict[int, str] = {}  # status -> at
+    event_ids: tuple[str, ...] = ()  # of the status events in the timeline (a few)
+
+
+class _Outcome:
+    """What a batch does besides its rows: counters, gauges, histogram and log lines, published
+    once it is committed (a batch that fails and is applied again must not count twice)."""
+
+    def __init__(self) -> None:
+        self.ignored: collections.Counter[str] = collections.Counter()
+        self.by_status: collections.Counter[int] = collections.Counter()
+        self.delivered_after: list[float] = []  # seconds from order to delivery
+        self.second_orders: list[tuple[str, str]] = []  # (order_id, event_id)
+
+    def publish(self) -> None:
+        for reason, n in self.ignored.items():
+            EVENTS_IGNORED.labels(COMPONENT, reason).inc(n)
+        for status, delta in self.by_status.items():
+            if delta:
+                _orders_by_status(status).inc(delta)
+        if self.delivered_after:
+            end_to_end = metrics.ORDER_END_TO_END_SECONDS.labels(COMPONENT)
+            for seconds in self.delivered_after:
+                end_to_end.observe(seconds)
+        for order_id, event_id in self.second_orders:
+            log.warning(
+                "second pizza-ordered for a known order ignored: an order's customer never changes",
+                order_id=order_id,
+                event_id=event_id,
+            )
+
+
 class ReadModel:
-    def __init__(self, path: str = ":memory:", ttl_hours: float = 2.0, clock=lambda: datetime.now(UTC)):
+    def __init__(
+        self,
+        path: str = ":memory:",
+        ttl_hours: float = 2.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        bulk_load: bool = False,
+    ):
+        """bulk_load: the log is about to be replayed into it; call caught_up() when it has been."""
         self.ttl = timedelta(hours=ttl_hours)
         self._clock = clock
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
-        self._durable = path != ":memory:"
-        if self._durable:
+        if path != ":memory:":
+            # Rebuilt from the log on every start: a commit need not wait for the disk (WAL keeps it consistent).
             self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
         if self._db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
             self._db.executescript("DROP TABLE IF EXISTS orders; DROP TABLE IF EXISTS order_events;")
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        self._db.executescript(SCHEMA)
+        self._db.executescript(TABLES)
+        self._bulk_load = bulk_load
+        if bulk_load:
+            for name in INDEX_NAMES:
+                self._db.execute(f"DROP INDEX IF EXISTS {name}")
+        else:
+            self._db.executescript(INDEXES)
+        self._live = self._load()  # every order the tables hold, as the fold needs it
         self._lock = threading.Lock()
-        self._in_batch = False
+        self._staged: list[_Ordered | _StatusChange] | None = None  # the open batch's events
+        self._batch_now: tuple[datetime, datetime] | None = None  # the open batch's (now, TTL cutoff)
         self._applied: dict[tuple[str, int], int] = {}
         self._applied_changed = threading.Condition()
         self._started = clock()
         self._last_purge = time.monotonic()
 
     # -- writes (projection thread) -----------------------------------------------------------
-    @contextmanager
-    def batch(self) -> Iterator[None]:
-        """Apply the events of one poll batch in one SQLite transaction (the projection loop calls
-        this): one commit per batch instead of one per event is most of a rebuild's speed. Readers
-        wait for the batch (milliseconds); each event within it is still all or nothing (_writing)."""
-        with self._lock:
-            self._db.execute("BEGIN")
-            self._in_batch = True
-            try:
-                yield
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            else:
-                self._db.execute("COMMIT")
-            finally:
-                self._in_batch = False
+    def caught_up(self) -> None:
+        """The log has been replayed: build the indexes a bulk load left out (before readers are served)."""
+        if self._bulk_load:
+            with self._lock:
+                self._db.executescript(INDEXES)
+            self._bulk_load = False
 
     @contextmanager
-    def _writing(self) -> Iterator[None]:
-        """Each event all or nothing: a crash or an error never leaves half an event applied (its id
-        recorded but not its effect, which a replay would then skip as a duplicate). Within a batch
-        a savepoint per event; alone, a transaction of its own in a database file (an in-memory
-        database dies with the process, so it is spared the cost)."""
-        if self._in_batch:  # the projection thread, holding the lock
-            self._db.execute("SAVEPOINT event")
-            try:
-                yield
-            except BaseException:
-                self._db.execute("ROLLBACK TO event")
-                self._db.execute("RELEASE event")
-                raise
-            self._db.execute("RELEASE event")
-            return
-        with self._lock, self._db:
-            if self._durable:
-                self._db.execute("BEGIN")
+    def batch(self) -> Iterator[None]:
+        """Apply the events handed over inside it (the projection loop's poll batch) as one: one
+        fold, a few statements and one transaction, written when the block exits. If the block
+        raises, none of them is applied; if writing fails, none is and the error is raised."""
+        if self._staged is not None:
+            raise RuntimeError("read model batches do not nest")
+        self._staged, self._batch_now = [], self._now()
+        try:
             yield
+            staged = self._staged
+        finally:
+            self._staged = self._batch_now = None
+        self._apply(staged)
 
     def apply_ordered(self, event: Event[PizzaOrdered]) -> None:
         order = event.payload
-        at, now = self._trusted_time(event)
-        if at < now - self.ttl:
+        at = self._trusted_time(event)
+        if at is None:
             return
-        with self._writing():
-            known = self._db.execute("SELECT event_id FROM orders WHERE order_id = ?", (order.order_id,)).fetchone()
-            if known is not None:
-                if known["event_id"] == event.envelope.id:
-                    EVENTS_IGNORED.labels(COMPONENT, "duplicate").inc()
-                else:
-                    EVENTS_IGNORED.labels(COMPONENT, "second_order").inc()
-                    log.warning(
-                        "second pizza-ordered for a known order ignored: an order's customer never changes",
-                        order_id=order.order_id,
-                        event_id=event.envelope.id,
-                    )
-                return
-            at_iso = _iso(at)
-            self._db.execute(
-                "INSERT OR IGNORE INTO order_events (order_id, status, at) VALUES (?, ?, ?)",
-                (order.order_id, STATUS_RECEIVED, at_iso),
+        self._stage(
+            _Ordered(
+                order.order_id, event.envelope.id, _iso(at), order.customer_id, order.username, order.pizza.to_json()
             )
-            # Status events may have been applied first (another topic): run them through the state machine.
-            status, updated = self._fold_timeline(order.order_id)
-            self._db.execute(
-                "INSERT INTO orders (order_id, event_id, customer_id, username, pizza, status, ordered_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    order.order_id,
-                    event.envelope.id,
-                    order.customer_id,
-                    order.username,
-                    order.pizza.to_json(),
-                    status,
-                    at_iso,
-                    updated,
-                ),
-            )
-        _orders_by_status(status).inc()
-        self._maybe_purge()
+        )
 
     def apply_status(self, event: Event[PizzaStatus]) -> None:
         change = event.payload
-        at, now = self._trusted_time(event)
-        if at < now - self.ttl:
+        at = self._trusted_time(event)
+        if at is None:
             return
-        with self._writing():
-            at_iso = _iso(at)
-            if not self._record(event.envelope.id, change.order_id, change.status, at_iso):
-                return
-            row = self._db.execute(
-                "SELECT status, ordered_at FROM orders WHERE order_id = ?", (change.order_id,)
-            ).fetchone()
-            if row is None:
-                return  # its pizza-ordered has not arrived (yet): the timeline row waits for it
-            if not advances(row["status"], change.status):
-                if is_final(row["status"]):
-                    EVENTS_IGNORED.labels(COMPONENT, "after_final").inc()
-                return
-            self._db.execute(
-                "UPDATE orders SET status = ?, updated_at = ? WHERE order_id = ?",
-                (change.status, at_iso, change.order_id),
-            )
-        _orders_by_status(row["status"]).dec()
-        _orders_by_status(change.status).inc()
-        if change.status == STATUS_DELIVERED and at >= self._started:
-            elapsed = (at - _parse(row["ordered_at"])).total_seconds()
-            metrics.ORDER_END_TO_END_SECONDS.labels(COMPONENT).observe(max(0.0, elapsed))
+        self._stage(_StatusChange(change.order_id, event.envelope.id, change.status, _iso(at), at))
+
+    def _trusted_time(self, event: Event) -> datetime | None:
+        """The event's time as the model uses it: ce_time, but never later than now (when its batch
+        began); None when it is older than the TTL (an event replayed from the log whose order has expired)."""
+        now, cutoff = self._batch_now or self._now()
+        at = min(event.envelope.time, now)
+        return None if at < cutoff else at
+
+    def _now(self) -> tuple[datetime, datetime]:
+        now = self._clock()
+        return now, now - self.ttl
+
+    def _stage(self, event: _Ordered | _StatusChange) -> None:
+        if self._staged is not None:
+            self._staged.append(event)
+        else:
+            self._apply([event])  # on its own: a batch of one
+
+    def _apply(self, staged: list[_Ordered | _StatusChange]) -> None:
+        if staged:
+            try:
+                with self._transaction():
+                    outcome, touched = self._write(staged)
+            except BaseException:
+                # The fold changed the orders in memory as it went: read them back as the tables still hold them.
+                self._reload({event.order_id for event in staged})
+                raise
+            for order in touched.values():
+                order.stored_status = order.status if order.event_id is not None else None
+                order.updated_at = None
+            self._live.update(touched)
+            outcome.publish()
         self._maybe_purge()
 
-    def _trusted_time(self, event: Event) -> tuple[datetime, datetime]:
-        """(the event's time as the model uses it, now): ce_time, but never later than now."""
-        now = self._clock()
-        return min(event.envelope.time, now), now
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """Readers wait while it is open; a failure anywhere in it leaves the tables as they were."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                yield
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
 
-    def _record(self, event_id: str, order_id: str, status: int, at: str) -> bool:
-        """Add a status event to its order's timeline; False (and counted) if its id was applied
-        before or the timeline already has this status (an order cooked twice, say)."""
-        try:
-            if self._db.execute(
-                "INSERT INTO order_events (order_id, status, at, event_id) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (order_id, event_id) DO NOTHING",
-                (order_id, status, at, event_id),
-            ).rowcount:
-                return True
-            EVENTS_IGNORED.labels(COMPONENT, "duplicate").inc()
-        except sqlite3.IntegrityError:  # PRIMARY KEY (order_id, status)
-            EVENTS_IGNORED.labels(COMPONENT, "repeated").inc()
-        return False
+    def _write(self, staged: list[_Ordered | _StatusChange]) -> tuple[_Outcome, dict[str, _Order]]:
+        """Fold the batch's events, in arrival order, into the orders they touch; write the changes."""
+        live = self._live
+        orders: dict[str, _Order] = {}
+        outcome = _Outcome()
+        timeline_rows: list[tuple[str, int, str, str | None]] = []
+        new_orders: dict[str, _Ordered] = {}
+        for event in staged:
+            order = orders.get(event.order_id)
+            if order is None:
+                order = orders[event.order_id] = live.get(event.order_id) or _Order(event.order_id)
+            if isinstance(event, _StatusChange):
+                self._fold_status(order, event, timeline_rows, outcome)
+            elif order.event_id is not None:
+                outcome.ignored["duplicate" if order.event_id == event.event_id else "second_order"] += 1
+                if order.event_id != event.event_id:
+                    outcome.second_orders.append((event.order_id, event.event_id))
+            else:
+                if STATUS_RECEIVED not in order.timeline:
+                    order.timeline[STATUS_RECEIVED] = event.at
+                    timeline_rows.append((event.order_id, STATUS_RECEIVED, event.at, None))
+                # Status events may have been applied first (another topic): run them through the state machine.
+                order.status, order.updated_at = fold_timeline(order.timeline)
+                order.event_id, order.ordered_at = event.event_id, event.at
+                new_orders[event.order_id] = event
+        self._db.executemany(INSERT_TIMELINE, timeline_rows)
+        inserts, updates = [], []
+        for order in orders.values():
+            if order.order_id in new_orders:
+                made = new_orders[order.order_id]
+                inserts.append(
+                    (made.order_id, made.event_id, made.customer_id, made.username, made.pizza)
+                    + (order.status, made.at, order.updated_at)
+                )
+                outcome.by_status[order.status] += 1
+            elif order.updated_at is not None and order.stored_status is not None:
+                updates.append((order.status, order.updated_at, order.order_id))
+                outcome.by_status[order.stored_status] -= 1
+                outcome.by_status[order.status] += 1
+        self._db.executemany(INSERT_ORDER, inserts)
+        self._db.executemany(UPDATE_STATUS, updates)
+        return outcome, orders
 
-    def _fold_timeline(self, order_id: str) -> tuple[int, str]:
-        """Replay an order's timeline (in time order) through the state machine."""
-        rows = self._db.execute("SELECT status, at FROM order_events WHERE order_id = ?", (order_id,)).fetchall()
-        status, updated = STATUS_RECEIVED, None
-        for row in sorted(rows, key=lambda r: (r["at"], timeline_rank(r["status"]))):
-            if updated is None and row["status"] == STATUS_RECEIVED:
-                updated = row["at"]
-            elif advances(status, row["status"]):
-                status, updated = row["status"], row["at"]
-        # apply_ordered records the order's 100 before folding: a timeline is never empty.
-        assert updated is not None, f"order {order_id} has no timeline"
-        return status, updated
+    def _reload(self, order_ids: Iterable[str]) -> None:
+        """Read these orders back from the tables into memory (dropping those the tables hold nothing of)."""
+        with self._lock:
+            loaded = self._load(set(order_ids))
+        for order_id, order in loaded.items():
+            if order.event_id is not None or order.timeline:
+                self._live[order_id] = order
+            else:
+                self._live.pop(order_id, None)
+
+    def _load(self, order_ids: set[str] | None = None) -> dict[str, _Order]:
+        """These orders (all when None) as the tables hold them: an order they hold nothing of has an
+        _Order of its own when asked for, none when loading all."""
+        orders = {} if order_ids is None else {order_id: _Order(order_id) for order_id in order_ids}
+        cursor = self._db.cursor()
+        cursor.row_factory = None  # plain tuples: thousands of rows
+        where, params = ("", ()) if order_ids is None else (OF_THESE, (json.dumps(list(order_ids)),))
+        for order_id, event_id, status, ordered_at in cursor.execute(SELECT_ORDERS + where, params):
+            order = orders.get(order_id) or orders.setdefault(order_id, _Order(order_id))
+            order.event_id, order.status, order.stored_status, order.ordered_at = event_id, status, status, ordered_at
+        for order_id, status, at, event_id in cursor.execute(SELECT_TIMELINES + where, params):
+            order = orders.get(order_id) or orders.setdefault(order_id, _Order(order_id))
+            order.timeline[status] = at
+            if event_id is not None:
+                order.event_ids += (event_id,)
+        return orders
+
+    def _fold_status(self, order: _Order, change: _StatusChange, timeline_rows: list, outcome: _Outcome) -> None:
+        """One status event: into the timeline unless its id or its status is there already
+        (checked in that order, as the tables' constraints would); then through the state machine."""
+        if change.event_id in order.event_ids:
+            outcome.ignored["duplicate"] += 1
+            return
+        if change.status in order.timeline:
+            outcome.ignored["repeated"] += 1
+            return
+        order.timeline[change.status] = change.at
+        order.event_ids += (change.event_id,)
+        timeline_rows.append((change.order_id, change.status, change.at, change.event_id))
+        if order.event_id is None:
+            return  # its pizza-ordered has not arrived (yet): the timeline row waits for it
+        if not advances(order.status, change.status):
+            if is_final(order.status):
+                outcome.ignored["after_final"] += 1
+            return
+        order.status, order.updated_at = change.status, change.at
+        if change.status == STATUS_DELIVERED and change.at_time >= self._started:
+            outcome.delivered_after.append(max(0.0, (change.at_time - _parse(order.ordered_at)).total_seconds()))
 
     def _maybe_purge(self) -> None:
+        """After a batch is committed: a failure here must not look like the batch's (it would be applied again)."""
         if time.monotonic() - self._last_purge >= PURGE_EVERY_S:
-            self.purge()
+            try:
+                self.purge()
+            except sqlite3.Error as exc:
+                log.error("purging expired orders failed: trying again in a minute", error=str(exc))
 
     def purge(self) -> int:
         """Drop orders and their timelines older than ORDER_TTL_HOURS."""
         self._last_purge = time.monotonic()
         cutoff = _iso(self._clock() - self.ttl)
-        with self._writing():
+        with self._transaction():
             gone = self._db.execute(
                 "SELECT status, count(*) AS n FROM orders WHERE ordered_at < ? GROUP BY status", (cutoff,)
             ).fetchall()
@@ -289,6 +463,13 @@ class ReadModel:
             self._db.execute(
                 "DELETE FROM order_events WHERE at < ? AND order_id NOT IN (SELECT order_id FROM orders)", (cutoff,)
             )
+        # The same in memory: the orders gone, and the waiting timelines that lost rows read back.
+        expired = [
+            order_id
+            for order_id, order in self._live.items()
+            if (order.ordered_at if order.event_id is not None else min(order.timeline.values(), default="")) < cutoff
+        ]
+        self._reload(expired)
         for row in gone:
             _orders_by_status(row["status"]).dec(row["n"])
         return sum(row["n"] for row in gone)
