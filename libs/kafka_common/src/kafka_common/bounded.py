@@ -36,6 +36,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from kafka_common.health import Health
 from kafka_common.logging import flush_held_lines
@@ -52,11 +53,12 @@ class CallAbandoned(Exception):
     """A call did not return in time and was left behind on its own thread."""
 
 
+@dataclass(slots=True)
 class _Call:
-    __slots__ = ("what", "budget", "deadline", "shutdown_step")
-
-    def __init__(self, what: str, budget: float, deadline: float, shutdown_step: bool):
-        self.what, self.budget, self.deadline, self.shutdown_step = what, budget, deadline, shutdown_step
+    what: str
+    budget: float
+    deadline: float
+    shutdown_step: bool
 
 
 class KafkaCalls:
