@@ -3,7 +3,9 @@
 import threading
 import time
 
-from kafka_common.bounded import EXIT_WEDGED, KafkaCalls, Supervisor
+import pytest
+
+from kafka_common.bounded import EXIT_WEDGED, CallAbandoned, KafkaCalls, Supervisor
 from kafka_common.health import Health
 from kafka_common.logging import get_logger
 
@@ -111,3 +113,29 @@ def test_a_suspended_process_is_not_mistaken_for_a_hung_call(monkeypatch):
 
     calls.call("poll", poll, timeout=0.5)
     assert exits == []
+
+
+def test_abandonable_calls_run_one_after_the_other_on_one_persistent_worker():
+    calls = KafkaCalls(grace_s=1.0)
+    threads = [calls.call_abandonable("commit_transaction", threading.current_thread, timeout=1.0) for _ in range(3)]
+    assert len(set(threads)) == 1 and threads[0] is not threading.current_thread()
+    assert calls.call_abandonable("send_offsets_to_transaction", lambda a, b: a + b, 2, 3, timeout=1.0) == 5
+    with pytest.raises(ZeroDivisionError):
+        calls.call_abandonable("commit_transaction", lambda: 1 / 0, timeout=1.0)
+    assert calls.call_abandonable("commit_transaction", threading.current_thread, timeout=1.0) is threads[0]
+    assert calls.in_progress() is None
+
+
+def test_a_hung_abandonable_call_is_left_behind_with_its_worker_and_the_next_call_gets_a_fresh_one():
+    calls = KafkaCalls(grace_s=0.05)
+    release = threading.Event()
+    stuck = calls.call_abandonable("commit_transaction", threading.current_thread, timeout=1.0)
+
+    with pytest.raises(CallAbandoned):
+        calls.call_abandonable("commit_transaction", release.wait, 30, timeout=0.05)
+    fresh = calls.call_abandonable("commit_transaction", threading.current_thread, timeout=1.0)
+    assert fresh is not stuck and fresh.is_alive()
+    assert stuck.is_alive()  # still inside the hung call
+    release.set()
+    stuck.join(5)
+    assert not stuck.is_alive()  # retired: it ends once its call returns, its outcome unread

@@ -14,8 +14,8 @@ traceback and never in a call on a transaction whose abort has not completed:
   succeeds before beginning another transaction; beginning one early is what
   produces "Conflicting abort_transaction API call is already in progress"
   and then INVALID_TXN_STATE).
-- A call that hangs (send offsets, commit and abort run on a thread of their
-  own, bounded by KafkaCalls.call_abandonable): the producer is left behind
+- A call that hangs (send offsets, commit and abort run on a worker thread of
+  their own, bounded by KafkaCalls.call_abandonable): the producer is left behind
   and replaced as below; the batch counts as ABORTED. After
   MAX_ABANDONED_PRODUCERS of those, ClientWedged: the process is replaced.
 - A fatal producer error (the producer is unusable): the producer is replaced
