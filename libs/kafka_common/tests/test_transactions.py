@@ -11,10 +11,11 @@ import pytest
 from fakes import USAGE, Record, checkpoint, fatal, fenced, kitchen_loop, requires_abort, timed_out
 
 from kafka_common import events
-from kafka_common.consume import Handles
+from kafka_common.consume import OFFSETS_ONLY_WAIT_S, POLL_TIMEOUT_S, Handles
 from kafka_common.shop import ids
 from kafka_common.shop.events import PizzaOrdered, PizzaStatus
 from kafka_common.shop.kitchen import Step
+from kafka_common.shop.status import STATUS_IN_OVEN
 from kafka_common.transactions import Batch, Outcome, OutputRecord, TransactionFenced
 
 TXN_CALLS = {
@@ -234,3 +235,45 @@ def test_between_batches_a_fresh_producer_starts_as_soon_as_kafka_is_back():
     cp._probed_at = 0.0
     cp.renew_after_outage()  # back: a new producer, ready before the next batch
     assert len(producers.made) == 2 and txn_calls(producers.made[1]) == ["init_transactions"]
+
+
+def ordered_record(partition, offset):
+    order = PizzaOrdered(
+        order_id=ids.new_order_id(),
+        customer_id="c0ffee",
+        username="u",
+        pizza={"sauce": "Tomato", "cheese": "Mozzarella", "main_topping": "Pepperoni"},
+    )
+    key, value, headers = events.encode(order, "/t")
+    return Record(partition, offset, key.encode(), value, headers)
+
+
+def test_offsets_of_records_that_produce_nothing_wait_for_a_batch_with_outputs(monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr("kafka_common.consume.time.monotonic", lambda: clock[0])
+    emit: list = []
+    loop, consumer, producers = kitchen_loop(handlers={PizzaOrdered: Handles(lambda e: Step(emit=tuple(emit)))})
+    commits = lambda: producers.made[0].calls.count("commit_transaction")  # noqa: E731
+
+    loop._on_message(ordered_record(0, 5), loop._batch)  # produces nothing (an early warning)
+    loop._commit_pending(hold_offsets_only=True)
+    assert commits() == 0 and loop._poll_timeout() <= OFFSETS_ONLY_WAIT_S
+    emit.append(PizzaStatus(order_id=ids.new_order_id(), status=STATUS_IN_OVEN))
+    loop._on_message(ordered_record(1, 9), loop._batch)  # has an output: both offsets go with it
+    assert loop._batch.offsets == {(PizzaOrdered.TOPIC, 0): 6, (PizzaOrdered.TOPIC, 1): 10}
+    loop._commit_pending(hold_offsets_only=True)
+    assert commits() == 1 and not loop._batch
+
+    emit.clear()
+    loop._on_message(ordered_record(0, 6), loop._batch)
+    loop._commit_pending(hold_offsets_only=True)
+    clock[0] += OFFSETS_ONLY_WAIT_S / 2
+    loop._commit_pending(hold_offsets_only=True)
+    assert commits() == 1
+    clock[0] += OFFSETS_ONLY_WAIT_S / 2  # waited long enough: committed alone
+    loop._commit_pending(hold_offsets_only=True)
+    assert commits() == 2 and loop._poll_timeout() == POLL_TIMEOUT_S
+
+    loop._on_message(ordered_record(0, 7), loop._batch)
+    loop._commit_pending()  # on revoke, at shutdown: at once
+    assert commits() == 3
