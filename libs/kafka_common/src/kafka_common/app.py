@@ -21,8 +21,10 @@ loop's code.
 
 from __future__ import annotations
 
+import ctypes
+import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -45,6 +47,28 @@ from kafka_common.projection import ProjectionLoop, build_projection_consumer
 from kafka_common.shop import components, kitchen, topics
 from kafka_common.usage import KITCHEN, PROJECTION, KafkaUsage
 from kafka_common.version import VERSION
+
+M_ARENA_MAX = -8  # glibc's mallopt() parameter number (malloc.h)
+MALLOC_ARENAS = 2
+
+
+def limit_malloc_arenas(environ: Mapping[str, str] | None = None) -> bool:
+    """At most MALLOC_ARENAS glibc malloc arenas, unless MALLOC_ARENA_MAX says otherwise.
+
+    glibc gives a thread that allocates while another holds the main arena an arena of its
+    own (up to 8 per core), and an arena keeps its high-water mark. librdkafka runs ~10
+    threads per client pair: at a burst their arenas held 1-2 MiB of a kitchen's ~47 MiB
+    peak. Two arenas serve one loop thread and librdkafka's I/O threads without contention
+    that shows (benchmarks: CPU per order unchanged). Called before any client (or thread)
+    exists; a C library without mallopt (not glibc) is left alone. Returns whether it was set.
+    """
+    env = os.environ if environ is None else environ
+    if env.get("MALLOC_ARENA_MAX"):
+        return False  # read by glibc itself at start-up: the operator's choice stands
+    try:
+        return bool(ctypes.CDLL(None).mallopt(M_ARENA_MAX, MALLOC_ARENAS))
+    except (OSError, AttributeError):
+        return False
 
 
 class App:
@@ -118,6 +142,7 @@ class App:
 
     def main(self, setup: Callable[[App], None] | None = None) -> int:
         component = self.usage.component
+        limit_malloc_arenas()
         configure_logging(component)
         log = get_logger(component)
         config = load_client_config()
