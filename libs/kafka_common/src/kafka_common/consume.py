@@ -148,8 +148,11 @@ def build_kitchen_clients(usage: KafkaUsage, config: ClientConfig, health: Healt
     if "transaction.timeout.ms" not in config.properties:
         extra["transaction.timeout.ms"] = str(TRANSACTION_TIMEOUT_MS)
     # A transaction begun right after a commit often meets CONCURRENT_TRANSACTIONS (the
-    # coordinator still writes the previous markers); librdkafka retries after retry.backoff.ms,
-    # doubling up to retry.backoff.max.ms. Its defaults (100 ms, 1 s) are most of an order's p99.
+    # coordinator still writes the previous markers); librdkafka retries AddOffsetsToTxn after
+    # retry.backoff.ms, doubling up to retry.backoff.max.ms. Its defaults (100 ms, 1 s) were most
+    # of an order's p99. AddPartitionsToTxn is retried after a fixed 20 ms whatever these say
+    # (librdkafka's rdkafka_txnmgr.c): fewer back-to-back transactions is the other lever (the
+    # loop gives records without outputs no transaction of their own).
     for prop, value in TXN_RETRY_BACKOFF.items():
         if prop not in config.properties:
             extra[prop] = value
