@@ -65,7 +65,7 @@ def run(env: Environment, n: int) -> PrimitiveResult:
 
     from kafka_common.clients import ClientErrors, build_producer
     from kafka_common.config import ClientConfig
-    from kafka_common.consume import TXN_RETRY_BACKOFF
+    from kafka_common.kitchen_clients import TXN_RETRY_BACKOFF
     from kafka_common.producer import EventProducer
 
     config = env.client_config()
@@ -92,7 +92,7 @@ def run(env: Environment, n: int) -> PrimitiveResult:
         {
             "transactional.id": f"pizza-benchmark-{uuid.uuid4().hex[:8]}",
             "transaction.timeout.ms": "15000",
-            # as the kitchen's producer (consume.build_kitchen_clients)
+            # as the kitchen's producer (kitchen_clients.build_kitchen_clients)
             **{prop: value for prop, value in TXN_RETRY_BACKOFF.items() if prop not in config},
         },
         ClientErrors("benchmark"),

@@ -8,9 +8,10 @@ import time
 from confluent_kafka import KafkaError, KafkaException
 
 from kafka_common.bounded import KafkaCalls
-from kafka_common.consume import KitchenClients, KitchenLoop
+from kafka_common.consume import KitchenLoop
 from kafka_common.dedupe import DoneOrders
 from kafka_common.health import Health
+from kafka_common.kitchen_clients import KitchenClients
 from kafka_common.logging import get_logger
 from kafka_common.shop.events import PizzaOrdered, PizzaStatus
 from kafka_common.transactions import Checkpoint

@@ -38,10 +38,11 @@ from kafka_common.config import (
     load_client_config,
     run_main,
 )
-from kafka_common.consume import Handles, KitchenLoop, build_kitchen_clients
+from kafka_common.consume import Handles, KitchenLoop
 from kafka_common.dedupe import DoneOrders
 from kafka_common.health import DEFAULT_STALL_AFTER_S, Health
 from kafka_common.http import HTTPServer, create_api_app, create_app
+from kafka_common.kitchen_clients import build_kitchen_clients
 from kafka_common.logging import configure_logging, get_logger
 from kafka_common.projection import ProjectionLoop, build_projection_consumer
 from kafka_common.shop import components, kitchen, topics

@@ -28,9 +28,7 @@ how long the step takes. The loop does everything else:
   the supervisor on the main thread (bounded.py), so no call can wedge the
   service, and SIGTERM is honoured whatever state the client is in.
 
-Group membership: the KIP-848 consumer group protocol (group.protocol=consumer)
-with a broker-side assignor named by KafkaUsage.assignment; see
-docs/failure-model.md for why, and for the classic-protocol fallback.
+The clients and their settings are kitchen_clients.py's.
 """
 
 from __future__ import annotations
@@ -39,16 +37,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from kafka_common import events, metrics
 from kafka_common.bounded import EXIT_WEDGED, KafkaCalls
-from kafka_common.clients import ClientErrors, build_consumer, build_producer
-from kafka_common.config import ClientConfig
-from kafka_common.dead_letters import dead_letter
+from kafka_common.dead_letters import DeadLetters
 from kafka_common.dedupe import DoneOrders
 from kafka_common.health import Health
-from kafka_common.lag import STATS_INTERVAL_MS, LagStats
+from kafka_common.kitchen_clients import KitchenClients
 from kafka_common.logging import (
     debug_enabled,
     get_logger,
@@ -61,21 +57,15 @@ from kafka_common.receiving import by_topic, describe, receiving
 from kafka_common.shop import topics
 from kafka_common.shop.kitchen import Step
 from kafka_common.transactions import Batch, Checkpoint, ClientWedged, Outcome, OutputRecord, TransactionFenced
-from kafka_common.usage import CLASSIC_ASSIGNORS, KafkaUsage, instance_id
+from kafka_common.usage import KafkaUsage
 
 POLL_TIMEOUT_S = 0.5  # longest the loop waits for a record; bounds liveness beats
 OFFSETS_ONLY_WAIT_S = 1.0  # a batch without outputs waits this long for one with outputs to join
 MAX_BATCH = 500  # records drained per loop turn before committing (one transaction)
 HANDLER_ATTEMPTS = 3  # a handler raising this often sends the event to the DLQ
-TRANSACTION_TIMEOUT_MS = 15_000  # the broker aborts a vanished instance's open transaction after this
-CONSUMER_QUEUE_LIMITS = {"queued.min.messages": "2000", "queued.max.messages.kbytes": "4096"}
-TXN_RETRY_BACKOFF = {"retry.backoff.ms": "10", "retry.backoff.max.ms": "100"}
 CLOSE_TIMEOUT_S = 10.0
 FLUSH_TIMEOUT_S = 5.0
-CLASSIC_SESSION_TIMEOUT_MS = 10_000
 EXIT_FATAL = 1
-OUTPUT_REFUSED = "Kafka refused its output: "
-DEAD_LETTER_REFUSED = "Kafka refused its dead letter: "
 
 
 @dataclass(frozen=True)
@@ -93,76 +83,6 @@ class _Work:
     received: float
     due: float
     order_key: tuple[str, str] | None  # (topic, order_id) once committed, for once_per_order handlers
-
-
-@dataclass
-class KitchenClients:
-    """The loop's Kafka clients, built together before the loop exists (nothing is Optional)."""
-
-    consumer: Consumer
-    make_producer: Callable[[], object]  # the checkpoint replaces a fatally failed one
-    last_unreachable: Callable[[], float] = lambda: 0.0  # when a client last reported Kafka unreachable
-
-
-def group_consumer_properties(usage: KafkaUsage, config: ClientConfig) -> dict:
-    """A kitchen's consumer: read_committed, offsets only through transactions, and fast failover.
-
-    group.protocol=consumer (KIP-848, the default): the broker assigns partitions
-    (group.remote.assignor), moves only those that must move, and detects a dead member
-    after the broker's group.consumer.session.timeout.ms. group.protocol=classic (for a
-    cluster without KIP-848): static membership (group.instance.id from INSTANCE_ID) with
-    a short session timeout, so a replaced replica takes its partitions back at once.
-    """
-    props = {
-        "group.id": usage.group,
-        "enable.auto.commit": "false",  # offsets go through the transaction
-        "enable.auto.offset.store": "false",
-        "auto.offset.reset": "earliest",  # a new group must not skip orders
-        "isolation.level": "read_committed",  # never act on an aborted transaction's output
-        "statistics.interval.ms": str(STATS_INTERVAL_MS),
-        "stats_cb": LagStats(usage.component, usage.group_id),
-    }
-    # librdkafka prefetches up to 100,000 records or 64 MiB per consumer: in a burst, most of
-    # a kitchen's memory. A few batches ahead keep the loop as busy (MAX_BATCH per turn).
-    for prop, value in CONSUMER_QUEUE_LIMITS.items():
-        props[prop] = config.properties.get(prop, value)
-    if config.properties.get("group.protocol", "consumer") == "consumer":
-        props["group.protocol"] = "consumer"
-        props.setdefault("group.remote.assignor", config.properties.get("group.remote.assignor", usage.assignment))
-    else:
-        props["partition.assignment.strategy"] = CLASSIC_ASSIGNORS[usage.assignment]
-        props["group.instance.id"] = f"pizza-{usage.component}-{instance_id()}"
-        props["session.timeout.ms"] = config.properties.get("session.timeout.ms", str(CLASSIC_SESSION_TIMEOUT_MS))
-    return props
-
-
-def build_kitchen_clients(usage: KafkaUsage, config: ClientConfig, health: Health) -> KitchenClients:
-    errors = ClientErrors(usage.component, on_fatal=health.set_fatal)
-    # A fatal producer error is handled by replacing the producer (transactions.py), not by stopping.
-    producer_errors = ClientErrors(usage.component, on_fatal=None)
-    consumer = build_consumer(config, usage.component, group_consumer_properties(usage, config), errors)
-    extra: dict[str, object] = {"transactional.id": usage.transactional_id()}
-    # A delivery report is a Python call per output record: only a refusal matters to the loop
-    # (transactions.Batch.undeliverable); at DEBUG each delivered record is logged too.
-    extra["delivery.report.only.error"] = not debug_enabled()  # the Python client wants a bool
-    if "transaction.timeout.ms" not in config.properties:
-        extra["transaction.timeout.ms"] = str(TRANSACTION_TIMEOUT_MS)
-    # A transaction begun right after a commit often meets CONCURRENT_TRANSACTIONS (the
-    # coordinator still writes the previous markers); librdkafka retries AddOffsetsToTxn after
-    # retry.backoff.ms, doubling up to retry.backoff.max.ms. Its defaults (100 ms, 1 s) were most
-    # of an order's p99. AddPartitionsToTxn is retried after a fixed 20 ms whatever these say
-    # (librdkafka's rdkafka_txnmgr.c): fewer back-to-back transactions is the other lever (the
-    # loop gives records without outputs no transaction of their own).
-    for prop, value in TXN_RETRY_BACKOFF.items():
-        if prop not in config.properties:
-            extra[prop] = value
-
-    def make_producer():
-        return build_producer(config, usage.component, extra, producer_errors)
-
-    return KitchenClients(
-        consumer, make_producer, lambda: max(errors.last_unreachable, producer_errors.last_unreachable)
-    )
 
 
 class KitchenLoop:
@@ -195,7 +115,7 @@ class KitchenLoop:
         self.stop = stop
         self.time_scale = time_scale
         self.done_orders = done_orders
-        self.dlq_topic = dlq_topic
+        self.dead_letters = DeadLetters(self.component, self.log, dlq_topic)
         self.source = f"/pizza-shop/{self.component}"
         self.consumer = clients.consumer
         self.checkpoint = Checkpoint(
@@ -212,8 +132,6 @@ class KitchenLoop:
         self._offsets_only_since: float | None = None  # since when self._batch holds offsets only
         self._assigned: set[tuple[str, int]] = set()
         self._joined = False
-        # Records whose output Kafka refused for good: handled differently when redone.
-        self._undeliverable: dict[tuple[str, int, int], str] = {}
         self.health.set_readiness(self._readiness)
         for topic in usage.consumes:  # exported at 0 from start-up: dashboards see 0, not "no data"
             metrics.DLQ_EVENTS.labels(self.component, topic)
@@ -325,19 +243,15 @@ class KitchenLoop:
                     rewound.add(tp)
             return
         with receiving(self.component, self.log, msg):
-            refused = self._undeliverable.pop((msg.topic(), msg.partition(), msg.offset()), None)
-            if refused is not None:
-                self._refused(msg, refused, batch)
+            if self.dead_letters.redo_if_refused(msg, batch):
                 return
             try:
                 event = events.decode(self.models[msg.topic()], msg.key(), msg.value(), msg.headers())
             except events.InvalidEvent as exc:
-                metrics.EVENTS_FAILED.labels(self.component, msg.topic(), "invalid").inc()
-                self._dead_letter(msg, f"invalid event: {exc}", batch)
+                self.dead_letters.send(msg, "invalid", f"invalid event: {exc}", batch)
                 return
             except Exception as exc:  # whatever a record does, it must not stop the loop
-                metrics.EVENTS_FAILED.labels(self.component, msg.topic(), "invalid").inc()
-                self._dead_letter(msg, f"undecodable record: {type(exc).__name__}: {exc}", batch)
+                self.dead_letters.send(msg, "invalid", f"undecodable record: {type(exc).__name__}: {exc}", batch)
                 return
             handles = self.handlers[msg.topic()]
             order_key = (msg.topic(), event.order_id) if handles.once_per_order else None
@@ -348,8 +262,7 @@ class KitchenLoop:
                 return
             step, error = self._call_handler(handles, event)
             if error is not None:
-                metrics.EVENTS_FAILED.labels(self.component, msg.topic(), "processing").inc()
-                self._dead_letter(msg, error, batch)
+                self.dead_letters.send(msg, "processing", error, batch)
                 return
             step = step or Step.nothing()
             now = time.monotonic()
@@ -373,34 +286,6 @@ class KitchenLoop:
                 last = f"{type(exc).__name__}: {exc}"
                 self.log.warning("handler failed", attempt=attempt, error=last[:512], exc_info=True)
         return None, f"processing failed {HANDLER_ATTEMPTS} times: {last}"
-
-    def _dead_letter(self, msg: Message, error: str, batch: Batch) -> None:
-        self.log.error("event sent to the dead-letter topic", error=error[:512], dlq_topic=self.dlq_topic)
-        record = dead_letter(
-            msg.topic(),
-            msg.partition(),
-            msg.offset(),
-            msg.key(),
-            msg.value(),
-            msg.headers(),
-            self.component,
-            error,
-            self.dlq_topic,
-        )
-        record.source = (msg.topic(), msg.partition(), msg.offset())
-        batch.outputs.append(record)
-        batch.dead_letters.append(msg.topic())
-        batch.add_offset(msg.topic(), msg.partition(), msg.offset())
-
-    def _refused(self, msg: Message, reason: str, batch: Batch) -> None:
-        """Redoing a record whose output (or dead letter) Kafka refused for good: dead-letter
-        it; if its dead letter was what Kafka refused, count it and skip it."""
-        metrics.EVENTS_FAILED.labels(self.component, msg.topic(), "undeliverable").inc()
-        if reason.startswith(DEAD_LETTER_REFUSED):
-            self.log.error("record skipped: Kafka refused its dead letter", error=reason[:512])
-            batch.add_offset(msg.topic(), msg.partition(), msg.offset())
-            return
-        self._dead_letter(msg, reason, batch)
 
     def _finish(self, work: _Work, batch: Batch) -> None:
         source = (work.msg.topic(), work.msg.partition(), work.msg.offset())
@@ -447,10 +332,7 @@ class KitchenLoop:
         write_held_lines()  # the batch's lines are out before a transaction call that may hang
         outcome = self.checkpoint.commit(batch, self.consumer.consumer_group_metadata)
         if outcome is Outcome.ABORTED:
-            for record, reason in batch.undeliverable:
-                if record.source is not None and len(self._undeliverable) < MAX_BATCH:
-                    prefix = DEAD_LETTER_REFUSED if record.topic == self.dlq_topic else OUTPUT_REFUSED
-                    self._undeliverable[record.source] = f"{prefix}{reason}"
+            self.dead_letters.remember_refusals(batch)
             self._rewind(batch)
             return
         # Only for the lag statistics: auto-commit is off, so nothing else commits these.
@@ -459,6 +341,10 @@ class KitchenLoop:
             self.consumer.store_offsets,
             offsets=[TopicPartition(t, p, o) for (t, p), o in batch.offsets.items() if (t, p) in self._assigned],
         )
+        self._committed(batch)
+
+    def _committed(self, batch: Batch) -> None:
+        """Its work done for good: resume its partitions, count it, log each step's end."""
         produced: dict[str, int] = {}
         for record in batch.outputs:
             produced[record.topic] = produced.get(record.topic, 0) + 1
