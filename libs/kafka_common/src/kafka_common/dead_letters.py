@@ -97,6 +97,8 @@ class DeadLetters:
     def redo_if_refused(self, msg: Message, batch: Batch) -> bool:
         """A record redone after Kafka refused its output: dead-lettered (or, if its dead letter
         was what Kafka refused, counted and skipped). False for any other record."""
+        if not self._refused:  # the usual case: no per-record look-up
+            return False
         reason = self._refused.pop((msg.topic(), msg.partition(), msg.offset()), None)
         if reason is None:
             return False
