@@ -51,7 +51,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple
 
 import msgspec
 from prometheus_client import Counter, Gauge
@@ -155,7 +154,7 @@ def fold_timeline(timeline: dict[int, str]) -> tuple[int, str]:
     return status, updated
 
 
-class _Ordered(NamedTuple):
+class _Ordered(msgspec.Struct, gc=False):
     """A pizza-ordered, checked and ready to fold."""
 
     order_id: str
@@ -166,14 +165,13 @@ class _Ordered(NamedTuple):
     pizza: str
 
 
-class _StatusChange(NamedTuple):
+class _StatusChange(msgspec.Struct, gc=False):
     """A pizza-status, checked and ready to fold."""
 
     order_id: str
     event_id: str
     status: int
     at: str
-    at_time: datetime
 
 
 class _Order(msgspec.Struct, gc=False):
@@ -253,10 +251,10 @@ class ReadModel:
         self._live = self._load()  # every order the tables hold, as the fold needs it
         self._lock = threading.Lock()
         self._staged: list[_Ordered | _StatusChange] | None = None  # the open batch's events
-        self._batch_now: tuple[datetime, datetime] | None = None  # the open batch's (now, TTL cutoff)
+        self._batch_now: tuple[str, str] | None = None  # the open batch's (now, TTL cutoff) as text
         self._applied: dict[tuple[str, int], int] = {}
         self._applied_changed = threading.Condition()
-        self._started = clock()
+        self._started = _iso(clock())
         self._last_purge = time.monotonic()
 
     # -- writes (projection thread) -----------------------------------------------------------
@@ -288,9 +286,7 @@ class ReadModel:
         if at is None:
             return
         self._stage(
-            _Ordered(
-                order.order_id, event.envelope.id, _iso(at), order.customer_id, order.username, order.pizza.to_json()
-            )
+            _Ordered(order.order_id, event.envelope.id, at, order.customer_id, order.username, order.pizza.to_json())
         )
 
     def apply_status(self, event: Event[PizzaStatus]) -> None:
@@ -298,18 +294,21 @@ class ReadModel:
         at = self._trusted_time(event)
         if at is None:
             return
-        self._stage(_StatusChange(change.order_id, event.envelope.id, change.status, _iso(at), at))
+        self._stage(_StatusChange(change.order_id, event.envelope.id, change.status, at))
 
-    def _trusted_time(self, event: Event) -> datetime | None:
+    def _trusted_time(self, event: Event) -> str | None:
         """The event's time as the model uses it: ce_time, but never later than now (when its batch
-        began); None when it is older than the TTL (an event replayed from the log whose order has expired)."""
+        began); None when it is older than the TTL (an event replayed from the log whose order has expired).
+        Compared as canonical text, which sorts as the times do."""
         now, cutoff = self._batch_now or self._now()
-        at = min(event.envelope.time, now)
+        at = event.envelope.time_text
+        if at > now:
+            at = now
         return None if at < cutoff else at
 
-    def _now(self) -> tuple[datetime, datetime]:
+    def _now(self) -> tuple[str, str]:
         now = self._clock()
-        return now, now - self.ttl
+        return _iso(now), _iso(now - self.ttl)
 
     def _stage(self, event: _Ordered | _StatusChange) -> None:
         if self._staged is not None:
@@ -435,8 +434,9 @@ class ReadModel:
                 outcome.ignored["after_final"] += 1
             return
         order.status, order.updated_at = change.status, change.at
-        if change.status == STATUS_DELIVERED and change.at_time >= self._started:
-            outcome.delivered_after.append(max(0.0, (change.at_time - _parse(order.ordered_at)).total_seconds()))
+        if change.status == STATUS_DELIVERED and change.at >= self._started:
+            delivered_after = _parse(change.at) - _parse(order.ordered_at)
+            outcome.delivered_after.append(max(0.0, delivered_after.total_seconds()))
 
     def _maybe_purge(self) -> None:
         """After a batch is committed: a failure here must not look like the batch's (it would be applied again)."""
