@@ -169,17 +169,17 @@ class ProjectionLoop:
             else:
                 self.log.warning("consumer error", error=err.str(), code=err.name())
         if records:
-            self._apply(records, replay=not self._caught_up.is_set())
+            last = self._apply(records, replay=not self._caught_up.is_set())
             # Only now are the batch's effects visible to readers.
             if self.on_applied is not None:
-                applied = {(msg.topic(), msg.partition()): msg.offset() for msg in records}
-                for (topic, partition), offset in applied.items():
-                    self.on_applied(topic, partition, offset)
+                for (topic, partition), msg in last.items():
+                    self.on_applied(topic, partition, msg.offset())
         for topic, partition in ends:
             self._reached_end(topic, partition)
 
-    def _apply(self, records: list[Message], replay: bool) -> None:
-        """Decode each record and hand it to its handler, all inside one batch().
+    def _apply(self, records: list[Message], replay: bool) -> dict[tuple[str, int], Message]:
+        """Decode each record and hand it to its handler, all inside one batch(); the last record
+        of each partition.
 
         Live, each record goes through receiving() (counted, timed, one log line). On replay
         that per-record work would be most of a rebuild's time: records are counted per batch
@@ -188,25 +188,32 @@ class ProjectionLoop:
         so that only the one at fault is skipped.
         """
         handed: list[tuple[Message, events.Event]] = []
-        if replay:
-            self._replay_progress(records)
+        last: dict[tuple[str, int], Message] = {}
         try:
             with self.batch():
-                for msg in records:
-                    if replay:
-                        self._take(msg, handed, replay)
-                    else:
+                if replay:
+                    seen: list[str] = []
+                    for msg in records:
+                        topic = msg.topic()
+                        seen.append(topic)
+                        last[topic, msg.partition()] = msg
+                        self._take(msg, topic, handed, replay)
+                    self._replay_progress(seen)
+                else:
+                    for msg in records:
+                        topic = msg.topic()
+                        last[topic, msg.partition()] = msg
                         with receiving(self.component, self.log, msg):
-                            self._take(msg, handed, replay)
+                            self._take(msg, topic, handed, replay)
         except Exception as exc:
             if not handed:
                 raise
             failure = exc
         else:
-            return
+            return last
         if len(handed) == 1:
             self._failed(handed[0][0], failure, within_receiving=False)
-            return
+            return last
         self.log.warning(
             "a batch of events could not be applied as a whole: applying them one at a time",
             error=_error_text(failure),
@@ -218,10 +225,10 @@ class ProjectionLoop:
                     self.handlers[msg.topic()](event)
             except Exception as exc:
                 self._failed(msg, exc, within_receiving=False)
+        return last
 
-    def _take(self, msg: Message, handed: list[tuple[Message, events.Event]], replay: bool) -> None:
-        """One record: decoded and handed to its handler, or counted, logged and skipped."""
-        topic = msg.topic()
+    def _take(self, msg: Message, topic: str, handed: list[tuple[Message, events.Event]], replay: bool) -> None:
+        """One record (of this topic): decoded and handed to its handler, or counted, logged and skipped."""
         try:
             event = events.decode(self.models[topic], msg.key(), msg.value(), msg.headers())
         except Exception as exc:  # InvalidEvent, or anything else a hostile record provokes
@@ -243,11 +250,11 @@ class ProjectionLoop:
         with _about(msg, within_receiving=within_receiving):
             self.log.error("event could not be applied, skipped", error=_error_text(exc), exc_info=exc)
 
-    def _replay_progress(self, records: list[Message]) -> None:
-        consumed = collections.Counter(msg.topic() for msg in records)
-        for topic, n in consumed.items():
+    def _replay_progress(self, topics: list[str]) -> None:
+        """A replayed batch's records counted (by their topics)."""
+        for topic, n in collections.Counter(topics).items():
             metrics.EVENTS_CONSUMED.labels(self.component, topic).inc(n)
-        self._replayed += len(records)
+        self._replayed += len(topics)
         if time.monotonic() - self._progress_at >= REPLAY_PROGRESS_EVERY_S:
             self._progress_at = time.monotonic()
             self.log.info(

@@ -143,6 +143,8 @@ def timeline_rank(status: int) -> int:
 
 def fold_timeline(timeline: dict[int, str]) -> tuple[int, str]:
     """An order's (status, updated_at): its timeline {status: at}, in time order, through the state machine."""
+    if len(timeline) == 1 and STATUS_RECEIVED in timeline:  # the usual case: the order before its statuses
+        return STATUS_RECEIVED, timeline[STATUS_RECEIVED]
     status, updated = STATUS_RECEIVED, None
     for code, at in sorted(timeline.items(), key=lambda item: (item[1], timeline_rank(item[0]))):
         if updated is None and code == STATUS_RECEIVED:
@@ -152,26 +154,6 @@ def fold_timeline(timeline: dict[int, str]) -> tuple[int, str]:
     # An order's pizza-ordered puts its 100 in the timeline before folding: a timeline is never empty.
     assert updated is not None, "an order without a timeline"
     return status, updated
-
-
-class _Ordered(msgspec.Struct, gc=False):
-    """A pizza-ordered, checked and ready to fold."""
-
-    order_id: str
-    event_id: str
-    at: str
-    customer_id: str
-    username: str
-    pizza: str
-
-
-class _StatusChange(msgspec.Struct, gc=False):
-    """A pizza-status, checked and ready to fold."""
-
-    order_id: str
-    event_id: str
-    status: int
-    at: str
 
 
 class _Order(msgspec.Struct, gc=False):
@@ -250,7 +232,7 @@ class ReadModel:
             self._db.executescript(INDEXES)
         self._live = self._load()  # every order the tables hold, as the fold needs it
         self._lock = threading.Lock()
-        self._staged: list[_Ordered | _StatusChange] | None = None  # the open batch's events
+        self._staged: list[Event] | None = None  # the open batch's events
         self._batch_now: tuple[str, str] | None = None  # the open batch's (now, TTL cutoff) as text
         self._applied: dict[tuple[str, int], int] = {}
         self._applied_changed = threading.Condition()
@@ -275,48 +257,33 @@ class ReadModel:
         self._staged, self._batch_now = [], self._now()
         try:
             yield
-            staged = self._staged
+            staged, self._staged = self._staged, None
+            self._apply(staged)
         finally:
             self._staged = self._batch_now = None
-        self._apply(staged)
 
     def apply_ordered(self, event: Event[PizzaOrdered]) -> None:
-        order = event.payload
-        at = self._trusted_time(event)
-        if at is None:
-            return
-        self._stage(
-            _Ordered(order.order_id, event.envelope.id, at, order.customer_id, order.username, order.pizza.to_json())
-        )
+        self._stage(event)
 
     def apply_status(self, event: Event[PizzaStatus]) -> None:
-        change = event.payload
-        at = self._trusted_time(event)
-        if at is None:
-            return
-        self._stage(_StatusChange(change.order_id, event.envelope.id, change.status, at))
-
-    def _trusted_time(self, event: Event) -> str | None:
-        """The event's time as the model uses it: ce_time, but never later than now (when its batch
-        began); None when it is older than the TTL (an event replayed from the log whose order has expired).
-        Compared as canonical text, which sorts as the times do."""
-        now, cutoff = self._batch_now or self._now()
-        at = event.envelope.time_text
-        if at > now:
-            at = now
-        return None if at < cutoff else at
+        self._stage(event)
 
     def _now(self) -> tuple[str, str]:
+        """(now, the TTL's cutoff) as canonical text."""
         now = self._clock()
         return _iso(now), _iso(now - self.ttl)
 
-    def _stage(self, event: _Ordered | _StatusChange) -> None:
+    def _stage(self, event: Event) -> None:
         if self._staged is not None:
             self._staged.append(event)
         else:
-            self._apply([event])  # on its own: a batch of one
+            self._batch_now = self._now()
+            try:
+                self._apply([event])  # on its own: a batch of one
+            finally:
+                self._batch_now = None
 
-    def _apply(self, staged: list[_Ordered | _StatusChange]) -> None:
+    def _apply(self, staged: list[Event]) -> None:
         if staged:
             try:
                 with self._transaction():
@@ -345,39 +312,51 @@ class ReadModel:
                     self._db.execute("ROLLBACK")
                 raise
 
-    def _write(self, staged: list[_Ordered | _StatusChange]) -> tuple[_Outcome, dict[str, _Order]]:
+    def _write(self, staged: list[Event]) -> tuple[_Outcome, dict[str, _Order]]:
         """Fold the batch's events, in arrival order, into the orders they touch; write the changes."""
+        assert self._batch_now is not None, "a batch without its time"
+        now, cutoff = self._batch_now
         live = self._live
         orders: dict[str, _Order] = {}
         outcome = _Outcome()
         timeline_rows: list[tuple[str, int, str, str | None]] = []
-        new_orders: dict[str, _Ordered] = {}
+        new_orders: dict[str, PizzaOrdered] = {}
         for event in staged:
-            order = orders.get(event.order_id)
+            envelope, payload = event.envelope, event.payload
+            # The time the model uses: ce_time, but never later than now (when the batch began), compared as
+            # canonical text (which sorts as the times do). An event older than the TTL (replayed from the log,
+            # its order expired) is left out.
+            at = envelope.time_text
+            if at > now:
+                at = now
+            elif at < cutoff:
+                continue
+            order_id = payload.order_id
+            order = orders.get(order_id)
             if order is None:
-                order = orders[event.order_id] = live.get(event.order_id) or _Order(event.order_id)
-            if isinstance(event, _StatusChange):
-                self._fold_status(order, event, timeline_rows, outcome)
+                order = orders[order_id] = live.get(order_id) or _Order(order_id)
+            if isinstance(payload, PizzaStatus):
+                self._fold_status(order, envelope.id, payload.status, at, timeline_rows, outcome)
             elif order.event_id is not None:
-                outcome.ignored["duplicate" if order.event_id == event.event_id else "second_order"] += 1
-                if order.event_id != event.event_id:
-                    outcome.second_orders.append((event.order_id, event.event_id))
+                outcome.ignored["duplicate" if order.event_id == envelope.id else "second_order"] += 1
+                if order.event_id != envelope.id:
+                    outcome.second_orders.append((order_id, envelope.id))
             else:
                 if STATUS_RECEIVED not in order.timeline:
-                    order.timeline[STATUS_RECEIVED] = event.at
-                    timeline_rows.append((event.order_id, STATUS_RECEIVED, event.at, None))
+                    order.timeline[STATUS_RECEIVED] = at
+                    timeline_rows.append((order_id, STATUS_RECEIVED, at, None))
                 # Status events may have been applied first (another topic): run them through the state machine.
                 order.status, order.updated_at = fold_timeline(order.timeline)
-                order.event_id, order.ordered_at = event.event_id, event.at
-                new_orders[event.order_id] = event
+                order.event_id, order.ordered_at = envelope.id, at
+                new_orders[order_id] = payload
         self._db.executemany(INSERT_TIMELINE, timeline_rows)
         inserts, updates = [], []
         for order in orders.values():
-            if order.order_id in new_orders:
-                made = new_orders[order.order_id]
+            made = new_orders.get(order.order_id)
+            if made is not None:
                 inserts.append(
-                    (made.order_id, made.event_id, made.customer_id, made.username, made.pizza)
-                    + (order.status, made.at, order.updated_at)
+                    (order.order_id, order.event_id, made.customer_id, made.username, made.pizza.to_json())
+                    + (order.status, order.ordered_at, order.updated_at)
                 )
                 outcome.by_status[order.status] += 1
             elif order.updated_at is not None and order.stored_status is not None:
@@ -415,27 +394,29 @@ class ReadModel:
                 order.event_ids += (event_id,)
         return orders
 
-    def _fold_status(self, order: _Order, change: _StatusChange, timeline_rows: list, outcome: _Outcome) -> None:
+    def _fold_status(
+        self, order: _Order, event_id: str, status: int, at: str, timeline_rows: list, outcome: _Outcome
+    ) -> None:
         """One status event: into the timeline unless its id or its status is there already
         (checked in that order, as the tables' constraints would); then through the state machine."""
-        if change.event_id in order.event_ids:
+        if event_id in order.event_ids:
             outcome.ignored["duplicate"] += 1
             return
-        if change.status in order.timeline:
+        if status in order.timeline:
             outcome.ignored["repeated"] += 1
             return
-        order.timeline[change.status] = change.at
-        order.event_ids += (change.event_id,)
-        timeline_rows.append((change.order_id, change.status, change.at, change.event_id))
+        order.timeline[status] = at
+        order.event_ids += (event_id,)
+        timeline_rows.append((order.order_id, status, at, event_id))
         if order.event_id is None:
             return  # its pizza-ordered has not arrived (yet): the timeline row waits for it
-        if not advances(order.status, change.status):
+        if not advances(order.status, status):
             if is_final(order.status):
                 outcome.ignored["after_final"] += 1
             return
-        order.status, order.updated_at = change.status, change.at
-        if change.status == STATUS_DELIVERED and change.at >= self._started:
-            delivered_after = _parse(change.at) - _parse(order.ordered_at)
+        order.status, order.updated_at = status, at
+        if status == STATUS_DELIVERED and at >= self._started:
+            delivered_after = _parse(at) - _parse(order.ordered_at)
             outcome.delivered_after.append(max(0.0, delivered_after.total_seconds()))
 
     def _maybe_purge(self) -> None:
