@@ -11,7 +11,9 @@ dead-letter it again. Every librdkafka call goes through KafkaCalls, as in the
 kitchen loop (bounded.py).
 
 While catching up (replay), the per-record work that only matters live is left
-out: records are counted per batch, not timed, and logged only when they fail.
+out: records are counted per batch, not timed, and logged only when they fail;
+the garbage collector leaves what start-up made alone (gc.freeze) and collects
+the young objects of the replay less often.
 Once caught up, each record goes through receiving() as in the kitchen loop,
 and on_caught_up has been called (before the loop says it is ready).
 """
@@ -19,6 +21,7 @@ and on_caught_up has been called (before the loop says it is ready).
 from __future__ import annotations
 
 import collections
+import gc
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -40,6 +43,10 @@ METADATA_TIMEOUT_S = 5.0
 CLOSE_TIMEOUT_S = 10.0
 REPLAY_PROGRESS_EVERY_S = 5.0  # a progress line while the projection catches up
 MAX_BATCH = 1000  # records applied together (one read-model transaction)
+# While replaying, the garbage collector's youngest generation is collected after this many new
+# objects instead of 700: a replay makes a dozen per record (records, their headers, events), nearly
+# all gone by the end of their batch, and collecting every few dozen records cost a tenth of a rebuild.
+REPLAY_GC_THRESHOLD = 50_000
 
 Apply = Callable[[events.Event], object]
 
@@ -91,6 +98,7 @@ class ProjectionLoop:
         self._caught_up = threading.Event()
         self._replayed = 0
         self._progress_at = time.monotonic()
+        self._gc_threshold: tuple[int, ...] | None = None  # the thresholds to restore after the replay
         self.health.set_readiness(self._readiness)
         for topic in usage.consumes:  # exported at 0 from start-up
             for reason in ("invalid", "processing"):
@@ -139,6 +147,7 @@ class ProjectionLoop:
                 self._unfinished = {(p.topic, p.partition) for p in partitions}
                 self.calls.call("assign", self.consumer.assign, partitions)
                 self.log.info("partitions assigned", partitions=describe(partitions))
+                self._replay_gc()
             while not self.stop.is_set() and not self.health.fatal:
                 msg = self.calls.call("poll", self.consumer.poll, POLL_TIMEOUT_S, timeout=POLL_TIMEOUT_S)
                 self.health.beat()
@@ -152,6 +161,8 @@ class ProjectionLoop:
         except Exception as exc:  # a bug: say so, shut down cleanly, exit non-zero
             self.health.set_fatal(f"{type(exc).__name__}: {exc}")
             self.log.exception("unexpected error in the projection loop, stopping")
+        finally:
+            self._live_gc()
         self.log.info("shutting down")
         self.calls.call("consumer close", self.consumer.close, timeout=CLOSE_TIMEOUT_S, shutdown_step=True)
         self.log.info("consumer closed")
@@ -263,6 +274,18 @@ class ProjectionLoop:
                 partitions_to_go=len(self._unfinished or ()),
             )
 
+    def _replay_gc(self) -> None:
+        """Garbage collection for the replay: what start-up made lives as long as the process, so
+        no full collection need walk it again (gc.freeze); the youngest generation collected less often."""
+        gc.freeze()
+        self._gc_threshold = gc.get_threshold()
+        gc.set_threshold(REPLAY_GC_THRESHOLD, *self._gc_threshold[1:])
+
+    def _live_gc(self) -> None:
+        if self._gc_threshold is not None:
+            gc.set_threshold(*self._gc_threshold)
+            self._gc_threshold = None
+
     def _reached_end(self, topic: str, partition: int) -> None:
         if self._unfinished is None or self._caught_up.is_set():
             return
@@ -271,6 +294,7 @@ class ProjectionLoop:
             if self.on_caught_up is not None:  # before readers are served: building its indexes, say
                 self.on_caught_up()
             self._caught_up.set()
+            self._live_gc()
             metrics.READ_MODEL_CAUGHT_UP.labels(self.component).set(1)
             self.log.info("read model caught up with every partition", events_replayed=self._replayed)
 
