@@ -240,7 +240,9 @@ def _canonical_event_time(raw: bytes) -> tuple[datetime, str] | None:
         return None
     if text < EPOCH_TEXT:
         return None
-    if text > _latest_allowed:  # the bound only grows: read the clock only when it is passed
+    # The bound grows with the clock: read the clock only when a time passes it (a clock stepped
+    # back leaves it ahead by as much until then, well inside the day's leeway).
+    if text > _latest_allowed:
         _latest_allowed = format_utc(datetime.now(UTC) + MAX_FUTURE)
         if text > _latest_allowed:
             return None

@@ -17,13 +17,15 @@ trusts nothing it reads beyond the schema:
   the future, where it would sort first and escape the TTL purge.
 
 Events are applied a batch at a time (the projection loop's poll batch, or a
-single event on its own): apply_ordered and apply_status only check and stage
-an event; the batch is then folded through the state machine in Python, in
-arrival order, over the orders it touches, and written with one statement per
-kind of change, in one transaction. The fold reads no table: the model keeps
-what it needs of every order the tables hold (event ids, statuses, times) in
-memory, bounded like the tables by the TTL purge, and loaded from them on
-start. A batch is all or nothing: if writing it fails, nothing of it is
+single event on its own): apply_ordered and apply_status only stage an event;
+the batch is then folded through the state machine in Python, in arrival
+order, over the orders it touches, and written with a few statements per kind
+of change (rows inserted ROWS_PER_INSERT to a statement), in one transaction.
+Times are ce_time's canonical text (Envelope.time_text), compared as text,
+which sorts as the times do: no datetime is formatted per event. The fold
+reads no table: the model keeps what it needs of every order the tables hold
+(event ids, statuses, times) in memory, bounded like the tables by the TTL
+purge, and loaded from them on start. A batch is all or nothing: if writing it fails, nothing of it is
 applied (the orders it touched are read back from the tables), and the
 projection loop applies its events again one per batch to find the one at fault.
 Metrics and log lines about a batch come out once it is committed.
