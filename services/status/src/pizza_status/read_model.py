@@ -25,9 +25,10 @@ Times are ce_time's canonical text (Envelope.time_text), compared as text,
 which sorts as the times do: no datetime is formatted per event. The fold
 reads no table: the model keeps what it needs of every order the tables hold
 (event ids, statuses, times) in memory, bounded like the tables by the TTL
-purge, and loaded from them on start. A batch is all or nothing: if writing it fails, nothing of it is
-applied (the orders it touched are read back from the tables), and the
-projection loop applies its events again one per batch to find the one at fault.
+purge, and loaded from them on start. A batch is all or nothing: if writing
+it fails, nothing of it is applied (the orders it touched are read back from
+the tables), and the projection loop applies its events again one per batch
+to find the one at fault.
 Metrics and log lines about a batch come out once it is committed.
 
 While the projection replays the log (bulk_load), the tables have no secondary
