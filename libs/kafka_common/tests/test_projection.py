@@ -15,8 +15,10 @@ import structlog
 from fakes import Record
 from prometheus_client import REGISTRY
 
-from kafka_common import events
+from kafka_common import events, projection
 from kafka_common.bounded import KafkaCalls
+from kafka_common.clients import client_properties
+from kafka_common.config import ClientConfig
 from kafka_common.health import Health
 from kafka_common.logging import configure_logging
 from kafka_common.projection import REPLAY_GC_THRESHOLD, ProjectionLoop
@@ -199,3 +201,16 @@ def test_the_garbage_collector_is_as_it_was_once_caught_up():
     finally:
         gc.set_threshold(*before)
         gc.unfreeze()
+
+
+@pytest.mark.parametrize("deployment", [{}, {"fetch.wait.max.ms": "500"}])
+def test_the_consumer_ends_a_replay_promptly_unless_the_deployment_says_otherwise(monkeypatch, deployment):
+    built: dict = {}
+
+    def build_consumer(config, component, extra, on_error):
+        built.update(client_properties(config, component, extra, on_error))
+
+    monkeypatch.setattr(projection, "build_consumer", build_consumer)
+    projection.build_projection_consumer(USAGE, ClientConfig(deployment, {}), Health(60.0))
+    assert built["fetch.wait.max.ms"] == deployment.get("fetch.wait.max.ms", "100")
+    assert built["fetch.queue.backoff.ms"] == "100" and built["isolation.level"] == "read_committed"

@@ -51,11 +51,22 @@ REPLAY_GC_THRESHOLD = 50_000
 Apply = Callable[[events.Event], object]
 
 
+# Readiness waits for every partition's end, which librdkafka reports from a fetch that finds
+# nothing more; the broker holds such a fetch for fetch.wait.max.ms (500 ms by default), so a
+# rebuild ended half a second after its last record: 100 ms (an idle fetch 10 times a second
+# instead of twice; a record that arrives still returns the fetch at once). And a replay reads
+# faster than it applies, so librdkafka's queue of fetched records is often full; it then holds a
+# partition back for fetch.queue.backoff.ms (1 s by default) before fetching it again: 100 ms.
+# Live, the queue is never full. Settings of the deployment's own win.
+PROJECTION_CONSUMER_DEFAULTS = {"fetch.wait.max.ms": "100", "fetch.queue.backoff.ms": "100"}
+
+
 def build_projection_consumer(usage: KafkaUsage, config: ClientConfig, health: Health) -> Consumer:
     return build_consumer(
         config,
         usage.component,
         {
+            **{k: v for k, v in PROJECTION_CONSUMER_DEFAULTS.items() if k not in config.properties},
             # Never joins the group nor commits: librdkafka wants an id and looks up its coordinator.
             "group.id": usage.group or f"pizza-{usage.component}",
             "enable.auto.commit": "false",
