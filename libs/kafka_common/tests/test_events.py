@@ -232,3 +232,96 @@ def test_a_quoted_value_that_looks_like_a_path_does_not_move_the_field_named():
     assert reason(PizzaOrdered, None, value, record()[2]).startswith(
         ORDERED + "pizza.sauce: Invalid enum value 'x - at"
     )
+
+
+# --- the fast paths decide exactly as the general ones ----------------------------------------
+
+
+def moved(headers, name, to):
+    """The headers with `name` moved to position `to`."""
+    rest = [h for h in headers if h[0] != name]
+    return rest[:to] + [h for h in headers if h[0] == name] + rest[to:]
+
+
+def days_from_now(days: float) -> bytes:
+    return events.format_utc(datetime.now(UTC) + timedelta(days=days)).encode()
+
+
+KEY, VALUE, HEADERS = record()
+TIMES = [
+    b"2026-11-25T12:00:04.123456Z",  # canonical: the fast path
+    b"1970-01-01T00:00:00.000000Z",  # the epoch itself
+    b"1969-12-31T23:59:59.999999Z",
+    b"0001-01-01T00:00:00.000000Z",
+    b"9999-12-31T23:59:59.999999Z",
+    days_from_now(0.9),
+    days_from_now(1.1),
+    b"2026-02-29T12:00:00.000000Z",  # not a leap year
+    b"2026-11-25T24:00:00.000000Z",
+    b"2026-11-25T12:00:60.000000Z",
+    b"2026-11-25T12:00:04Z",  # valid, not canonical
+    b"2026-11-25T12:00:04.123Z",
+    b"2026-11-25T12:00:04.1234567Z",
+    b"2026-11-25T13:00:04.123456+01:00",
+    b"2026-11-25T12:00:04.123456+00:00",
+    b"2026-11-25 12:00:04.123456Z",
+    b"2026-11-25T12:00:04,123456Z",
+    b"2026-11-25T12:00:04.123456z",
+    b"2026-W48-3T12:00:04.123456Z",
+    b"20261125T120004.123456Z",
+    "２０２６-11-25T12:00:04.123456Z".encode(),  # digits, but not ASCII ones
+    b"2026-11-25T12:00:04.123456Z\n",
+    b"2026-11-25T12:00:04.123456",
+    b"\xff2026-11-25T12:00:04.123456Z",
+    b"",
+]
+RECORDS = [
+    pytest.param(KEY, VALUE, HEADERS, id="as encoded"),
+    *(pytest.param(KEY, VALUE, record(ce_time=t)[2], id=f"ce_time={t!r}") for t in TIMES),
+    pytest.param(KEY, VALUE, moved(HEADERS, "ce_time", 0), id="headers in another order"),
+    pytest.param(KEY, VALUE, HEADERS[:-1], id="no content-type"),
+    pytest.param(KEY, VALUE, [*HEADERS, ("traceparent", b"00-ab-cd-01")], id="one header more"),
+    pytest.param(KEY, VALUE, [*HEADERS[:5], ("ce_time", b"yesterday"), *HEADERS[6:]], id="ce_time twice, last bad"),
+    pytest.param(KEY, VALUE, [*HEADERS[:4], ("ce_time", b"soon"), *HEADERS[4:7]], id="ce_time twice, last good"),
+    pytest.param(KEY, VALUE, [*HEADERS[:5], ("ce_type", b"x"), *HEADERS[6:]], id="ce_type twice"),
+    pytest.param(KEY, VALUE, record(ce_id=None)[2] + [("ce_id", None)], id="ce_id without a value"),
+    pytest.param(KEY, VALUE, [(n, None if n == "ce_time" else v) for n, v in HEADERS], id="ce_time without a value"),
+    pytest.param(KEY, VALUE, record(ce_schemaversion=b"2")[2], id="a newer schema"),
+    pytest.param(KEY, VALUE, record(ce_specversion=b"0.3")[2], id="an older spec"),
+    pytest.param(KEY, VALUE, record(ce_id=b"\xff")[2], id="ce_id not UTF-8"),
+    pytest.param(KEY, VALUE, [(n.upper(), v) for n, v in HEADERS], id="names in capitals"),
+    pytest.param(b"f" * 32, VALUE, HEADERS, id="another key"),
+    pytest.param(KEY, b"{}", HEADERS, id="invalid value"),
+    pytest.param(KEY, None, HEADERS, id="no value"),
+    pytest.param(KEY, VALUE, [], id="no headers"),
+    pytest.param(KEY, VALUE, None, id="headers None"),
+]
+
+
+def outcome(model, key, value, headers):
+    try:
+        return events.decode(model, key, value, headers)
+    except events.InvalidEvent as exc:
+        return f"invalid: {exc}"
+
+
+@pytest.mark.parametrize("key, value, headers", RECORDS)
+def test_the_fast_paths_accept_and_refuse_exactly_what_the_general_ones_do(monkeypatch, key, value, headers):
+    fast = outcome(PizzaOrdered, key, value, headers)
+    monkeypatch.setattr(events, "_in_encoded_order", lambda headers: None)
+    monkeypatch.setattr(events, "_canonical_event_time", lambda raw: None)
+    assert outcome(PizzaOrdered, key, value, headers) == fast
+
+
+def test_the_fast_paths_are_taken_for_what_encode_writes():
+    assert events._in_encoded_order(HEADERS) is not None
+    assert events._canonical_event_time(dict(HEADERS)["ce_time"]) == (AT, "2026-11-25T12:00:04.123456Z")
+    event = events.decode(PizzaOrdered, KEY, VALUE, HEADERS)
+    assert event.envelope.time_text == "2026-11-25T12:00:04.123456Z" and event.envelope.time == AT
+
+
+def test_a_time_text_is_canonical_whatever_the_form_of_ce_time():
+    event = events.decode(PizzaOrdered, *record(ce_time=b"2026-11-25T13:00:04.123456+01:00"))
+    assert event.envelope.time_text == "2026-11-25T12:00:04.123456Z"
+    event = events.decode(PizzaOrdered, *record(ce_time=b"2026-11-25T12:00:04Z"))
+    assert event.envelope.time_text == "2026-11-25T12:00:04.000000Z"

@@ -3,6 +3,7 @@ what replay leaves out, and how one record that fails a batch's write is pinned 
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
 import threading
@@ -14,11 +15,13 @@ import structlog
 from fakes import Record
 from prometheus_client import REGISTRY
 
-from kafka_common import events
+from kafka_common import events, projection
 from kafka_common.bounded import KafkaCalls
+from kafka_common.clients import client_properties
+from kafka_common.config import ClientConfig
 from kafka_common.health import Health
 from kafka_common.logging import configure_logging
-from kafka_common.projection import ProjectionLoop
+from kafka_common.projection import REPLAY_GC_THRESHOLD, ProjectionLoop
 from kafka_common.shop import ids
 from kafka_common.shop.events import PizzaOrdered, PizzaStatus
 from kafka_common.usage import KafkaUsage
@@ -184,3 +187,30 @@ def test_on_caught_up_runs_once_before_the_loop_is_ready():
     loop._reached_end(PizzaStatus.TOPIC, 1)
     loop._reached_end(PizzaStatus.TOPIC, 1)
     assert ready_when_called == [False] and loop.caught_up
+
+
+def test_the_garbage_collector_is_as_it_was_once_caught_up():
+    before = gc.get_threshold()
+    loop = loop_over(Ledger(), [])
+    loop._unfinished = {(PizzaStatus.TOPIC, 0)}
+    try:
+        loop._replay_gc()
+        assert gc.get_threshold()[0] == REPLAY_GC_THRESHOLD
+        loop._reached_end(PizzaStatus.TOPIC, 0)
+        assert loop.caught_up and gc.get_threshold() == before
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
+
+
+@pytest.mark.parametrize("deployment", [{}, {"fetch.wait.max.ms": "500"}])
+def test_the_consumer_ends_a_replay_promptly_unless_the_deployment_says_otherwise(monkeypatch, deployment):
+    built: dict = {}
+
+    def build_consumer(config, component, extra, on_error):
+        built.update(client_properties(config, component, extra, on_error))
+
+    monkeypatch.setattr(projection, "build_consumer", build_consumer)
+    projection.build_projection_consumer(USAGE, ClientConfig(deployment, {}), Health(60.0))
+    assert built["fetch.wait.max.ms"] == deployment.get("fetch.wait.max.ms", "100")
+    assert built["fetch.queue.backoff.ms"] == "100" and built["isolation.level"] == "read_committed"

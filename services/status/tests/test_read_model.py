@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY
 from kafka_common.events import Envelope, Event
 from kafka_common.shop import ids, topics
 from kafka_common.shop.events import Pizza, PizzaOrdered, PizzaStatus
-from pizza_status.read_model import ReadModel
+from pizza_status.read_model import ROWS_PER_INSERT, ReadModel
 
 PIZZA = Pizza(sauce="Pesto", cheese="Gouda", main_topping="Pork", extra_toppings=("Onion",))
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -417,6 +417,28 @@ def test_a_bulk_load_builds_the_same_model_and_its_indexes_once_caught_up(tmp_pa
     fresh.caught_up()
     assert fresh.order(oid) == live.order(oid) and fresh.orders_of("c0ffee") == live.orders_of("c0ffee")
     assert fresh._db.execute("SELECT count(*) FROM order_events").fetchone()[0] == 4
+
+
+def test_a_batch_of_more_rows_than_one_insert_takes_is_written_whole(clock):
+    """Rows go in ROWS_PER_INSERT to a statement, and the rest one by one."""
+    oids = [ids.new_order_id() for _ in range(2 * ROWS_PER_INSERT + 7)]
+    log = [
+        e
+        for n, oid in enumerate(oids)
+        for e in (
+            ordered(oid, seconds(-100 + n % 60), customer=f"c{n % 5}"),
+            status(oid, 200 + 100 * (n % 3), seconds(-30)),
+        )
+    ]
+    batched, one_by_one = ReadModel(clock=clock, bulk_load=True), ReadModel(clock=clock)
+    with batched.batch():
+        for e in log:
+            (batched.apply_ordered if isinstance(e.payload, PizzaOrdered) else batched.apply_status)(e)
+    batched.caught_up()
+    for e in log:
+        (one_by_one.apply_ordered if isinstance(e.payload, PizzaOrdered) else one_by_one.apply_status)(e)
+    assert [batched.order(oid) for oid in oids] == [one_by_one.order(oid) for oid in oids]
+    assert batched.orders_of("c3") == one_by_one.orders_of("c3") and len(batched.orders_of("c3")) == len(oids) // 5
 
 
 def test_what_the_purge_drops_is_forgotten_in_memory_too(model, clock):

@@ -31,6 +31,20 @@ MAX_FUTURE = timedelta(days=1)  # clocks disagree by seconds; a day ahead is no 
 
 # The envelope headers a record must carry (ce_schemaversion may be left out: version 1).
 REQUIRED_HEADERS = ("ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time")
+# The headers in the order encode() writes them: what almost every record carries.
+ENCODED_HEADERS = (
+    "ce_specversion",
+    "ce_id",
+    "ce_source",
+    "ce_type",
+    "ce_time",
+    "ce_subject",
+    "ce_schemaversion",
+    "content-type",
+)
+# ce_time as format_utc() writes it: its text is its canonical UTC form, and sorts as the times do.
+CANONICAL_TIME = re.compile(rb"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
+EPOCH_TEXT = format_utc(EPOCH)
 
 
 class InvalidEvent(ValueError):
@@ -51,9 +65,17 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     id: str
     type: str
     source: str
-    time: datetime
+    time: datetime  # in UTC
     schema_version: int
     order_id: str
+    # The same instant as format_utc writes it: text that sorts as the times do, which a
+    # projection stores and compares without formatting a datetime per event. Derived from
+    # time when not given.
+    time_text: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.time_text:
+            msgspec.structs.force_setattr(self, "time_text", format_utc(self.time))
 
 
 P = TypeVar("P", bound="Payload", covariant=True)
@@ -120,27 +142,20 @@ _SPEC_VERSION = SPEC_VERSION.encode()
 def decode(model: type[Payload], key: bytes | None, value: bytes | None, headers: Any) -> Event:
     """Validate a consumed record against the schema expected on its topic; raises InvalidEvent."""
     expected = _EXPECTED.get(model) or _EXPECTED.setdefault(model, _Expected(model))
-    h: dict[str, bytes | None] = dict(headers) if headers else {}  # a header without a value counts as missing
-    spec, ce_id, source, ce_type, ce_time = (
-        h.get("ce_specversion"),
-        h.get("ce_id"),
-        h.get("ce_source"),
-        h.get("ce_type"),
-        h.get("ce_time"),
-    )
+    spec, ce_id, source, ce_type, ce_time, raw_version = _in_encoded_order(headers) or _by_name(headers)
     if not (spec and ce_id and source and ce_type and ce_time):
+        h = dict(headers) if headers else {}
         raise InvalidEvent("missing CloudEvents headers: " + ", ".join(n for n in REQUIRED_HEADERS if not h.get(n)))
     if spec != _SPEC_VERSION:
         raise InvalidEvent(f"unsupported ce_specversion {_shown(spec)!r}")
     if ce_type != expected.type:
         raise InvalidEvent(f"ce_type {_shown(ce_type)!r} is not the expected {model.TYPE}")
-    raw_version = h.get("ce_schemaversion")
     version = (
         model.SCHEMA_VERSION if not raw_version or raw_version == expected.schema_version else _version(raw_version)
     )
     if version > model.SCHEMA_VERSION:
         raise InvalidEvent(f"schema version {version} is newer than this service understands ({model.SCHEMA_VERSION})")
-    time = _event_time(_text("ce_time", ce_time))
+    time, time_text = _canonical_event_time(ce_time) or _event_time(_text("ce_time", ce_time))
     if value is None:
         raise InvalidEvent("record has no value")
     try:
@@ -159,8 +174,38 @@ def decode(model: type[Payload], key: bytes | None, value: bytes | None, headers
         time=time,
         schema_version=version,
         order_id=order_id,
+        time_text=time_text,
     )
     return Event(envelope, payload)
+
+
+_Headers = tuple[bytes | None, bytes | None, bytes | None, bytes | None, bytes | None, bytes | None]
+
+
+def _in_encoded_order(headers: Any) -> _Headers | None:
+    """(ce_specversion, ce_id, ce_source, ce_type, ce_time, ce_schemaversion) when the record carries
+    exactly the headers encode() writes, in its order (no name twice); None for anything else.
+    Unpacking them costs a third of building a dict of them."""
+    if headers is None or len(headers) != 8:
+        return None
+    (n0, spec), (n1, ce_id), (n2, source), (n3, ce_type), (n4, ce_time), (n5, _), (n6, version), (n7, _) = headers
+    if (n0, n1, n2, n3, n4, n5, n6, n7) != ENCODED_HEADERS:
+        return None
+    return spec, ce_id, source, ce_type, ce_time, version
+
+
+def _by_name(headers: Any) -> _Headers:
+    """The envelope headers in any order; of a name given twice the last counts, and a header
+    without a value counts as missing."""
+    h: dict[str, bytes | None] = dict(headers) if headers else {}
+    return (
+        h.get("ce_specversion"),
+        h.get("ce_id"),
+        h.get("ce_source"),
+        h.get("ce_type"),
+        h.get("ce_time"),
+        h.get("ce_schemaversion"),
+    )
 
 
 def _text(name: str, raw: bytes) -> str:
@@ -177,8 +222,35 @@ def _version(raw: bytes) -> int:
         raise InvalidEvent("ce_schemaversion is not an integer") from exc
 
 
-def _event_time(raw: str) -> datetime:
-    """ce_time in UTC; a time outside [EPOCH, now + MAX_FUTURE] is not a real event's time.
+_latest_allowed = EPOCH_TEXT  # now + MAX_FUTURE as text, as of when it was last needed
+
+
+def _canonical_event_time(raw: bytes) -> tuple[datetime, str] | None:
+    """_event_time() of a ce_time in the canonical form (format_utc's, as every event this project
+    writes carries): its text is already the canonical text, and the window is checked on the text
+    (it sorts as the times do), so no clock read or conversion per record. None for any other
+    text, or one this cannot accept: _event_time() then decides, and gives the reason."""
+    global _latest_allowed
+    if CANONICAL_TIME.fullmatch(raw) is None:
+        return None
+    text = raw.decode("ascii")
+    try:
+        time = datetime.fromisoformat(text)  # checks the ranges (no 30 February); Z is UTC
+    except ValueError:
+        return None
+    if text < EPOCH_TEXT:
+        return None
+    # The bound grows with the clock: read the clock only when a time passes it (a clock stepped
+    # back leaves it ahead by as much until then, well inside the day's leeway).
+    if text > _latest_allowed:
+        _latest_allowed = format_utc(datetime.now(UTC) + MAX_FUTURE)
+        if text > _latest_allowed:
+            return None
+    return time, text
+
+
+def _event_time(raw: str) -> tuple[datetime, str]:
+    """ce_time in UTC, and as canonical text; a time outside [EPOCH, now + MAX_FUTURE] is not a real event's time.
 
     The window check comes before the UTC conversion: 9999-12-31T23:59:59-05:00
     parses, but converting it overflows datetime (OverflowError, not ValueError).
@@ -193,7 +265,7 @@ def _event_time(raw: str) -> datetime:
         raise InvalidEvent(f"ce_time {raw!r} is out of range") from exc
     if utc < EPOCH or utc > datetime.now(UTC) + MAX_FUTURE:
         raise InvalidEvent(f"ce_time {raw!r} is before the epoch or more than a day in the future")
-    return utc
+    return utc, format_utc(utc)
 
 
 def _prefix(text: str, limit: int = 64) -> str:

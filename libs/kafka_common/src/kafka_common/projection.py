@@ -11,7 +11,9 @@ dead-letter it again. Every librdkafka call goes through KafkaCalls, as in the
 kitchen loop (bounded.py).
 
 While catching up (replay), the per-record work that only matters live is left
-out: records are counted per batch, not timed, and logged only when they fail.
+out: records are counted per batch, not timed, and logged only when they fail;
+the garbage collector leaves what start-up made alone (gc.freeze) and collects
+the young objects of the replay less often.
 Once caught up, each record goes through receiving() as in the kitchen loop,
 and on_caught_up has been called (before the loop says it is ready).
 """
@@ -19,6 +21,7 @@ and on_caught_up has been called (before the loop says it is ready).
 from __future__ import annotations
 
 import collections
+import gc
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -40,8 +43,22 @@ METADATA_TIMEOUT_S = 5.0
 CLOSE_TIMEOUT_S = 10.0
 REPLAY_PROGRESS_EVERY_S = 5.0  # a progress line while the projection catches up
 MAX_BATCH = 1000  # records applied together (one read-model transaction)
+# While replaying, the garbage collector's youngest generation is collected after this many new
+# objects instead of 700: a replay makes a dozen per record (records, their headers, events), nearly
+# all gone by the end of their batch, and collecting every few dozen records cost a tenth of a rebuild.
+REPLAY_GC_THRESHOLD = 50_000
 
 Apply = Callable[[events.Event], object]
+
+
+# Readiness waits for every partition's end, which librdkafka reports from a fetch that finds
+# nothing more; the broker holds such a fetch for fetch.wait.max.ms (500 ms by default), so a
+# rebuild ended half a second after its last record: 100 ms (an idle fetch 10 times a second
+# instead of twice; a record that arrives still returns the fetch at once). And a replay reads
+# faster than it applies, so librdkafka's queue of fetched records is often full; it then holds a
+# partition back for fetch.queue.backoff.ms (1 s by default) before fetching it again: 100 ms.
+# Live, the queue is never full. Settings of the deployment's own win.
+PROJECTION_CONSUMER_DEFAULTS = {"fetch.wait.max.ms": "100", "fetch.queue.backoff.ms": "100"}
 
 
 def build_projection_consumer(usage: KafkaUsage, config: ClientConfig, health: Health) -> Consumer:
@@ -49,6 +66,7 @@ def build_projection_consumer(usage: KafkaUsage, config: ClientConfig, health: H
         config,
         usage.component,
         {
+            **{k: v for k, v in PROJECTION_CONSUMER_DEFAULTS.items() if k not in config.properties},
             # Never joins the group nor commits: librdkafka wants an id and looks up its coordinator.
             "group.id": usage.group or f"pizza-{usage.component}",
             "enable.auto.commit": "false",
@@ -91,6 +109,7 @@ class ProjectionLoop:
         self._caught_up = threading.Event()
         self._replayed = 0
         self._progress_at = time.monotonic()
+        self._gc_threshold: tuple[int, ...] | None = None  # the thresholds to restore after the replay
         self.health.set_readiness(self._readiness)
         for topic in usage.consumes:  # exported at 0 from start-up
             for reason in ("invalid", "processing"):
@@ -139,6 +158,7 @@ class ProjectionLoop:
                 self._unfinished = {(p.topic, p.partition) for p in partitions}
                 self.calls.call("assign", self.consumer.assign, partitions)
                 self.log.info("partitions assigned", partitions=describe(partitions))
+                self._replay_gc()
             while not self.stop.is_set() and not self.health.fatal:
                 msg = self.calls.call("poll", self.consumer.poll, POLL_TIMEOUT_S, timeout=POLL_TIMEOUT_S)
                 self.health.beat()
@@ -152,6 +172,8 @@ class ProjectionLoop:
         except Exception as exc:  # a bug: say so, shut down cleanly, exit non-zero
             self.health.set_fatal(f"{type(exc).__name__}: {exc}")
             self.log.exception("unexpected error in the projection loop, stopping")
+        finally:
+            self._live_gc()
         self.log.info("shutting down")
         self.calls.call("consumer close", self.consumer.close, timeout=CLOSE_TIMEOUT_S, shutdown_step=True)
         self.log.info("consumer closed")
@@ -169,17 +191,17 @@ class ProjectionLoop:
             else:
                 self.log.warning("consumer error", error=err.str(), code=err.name())
         if records:
-            self._apply(records, replay=not self._caught_up.is_set())
+            last = self._apply(records, replay=not self._caught_up.is_set())
             # Only now are the batch's effects visible to readers.
             if self.on_applied is not None:
-                applied = {(msg.topic(), msg.partition()): msg.offset() for msg in records}
-                for (topic, partition), offset in applied.items():
-                    self.on_applied(topic, partition, offset)
+                for (topic, partition), msg in last.items():
+                    self.on_applied(topic, partition, msg.offset())
         for topic, partition in ends:
             self._reached_end(topic, partition)
 
-    def _apply(self, records: list[Message], replay: bool) -> None:
-        """Decode each record and hand it to its handler, all inside one batch().
+    def _apply(self, records: list[Message], replay: bool) -> dict[tuple[str, int], Message]:
+        """Decode each record and hand it to its handler, all inside one batch(); the last record
+        of each partition.
 
         Live, each record goes through receiving() (counted, timed, one log line). On replay
         that per-record work would be most of a rebuild's time: records are counted per batch
@@ -188,25 +210,32 @@ class ProjectionLoop:
         so that only the one at fault is skipped.
         """
         handed: list[tuple[Message, events.Event]] = []
-        if replay:
-            self._replay_progress(records)
+        last: dict[tuple[str, int], Message] = {}
         try:
             with self.batch():
-                for msg in records:
-                    if replay:
-                        self._take(msg, handed, replay)
-                    else:
+                if replay:
+                    seen: list[str] = []
+                    for msg in records:
+                        topic = msg.topic()
+                        seen.append(topic)
+                        last[topic, msg.partition()] = msg
+                        self._take(msg, topic, handed, replay)
+                    self._replay_progress(seen)
+                else:
+                    for msg in records:
+                        topic = msg.topic()
+                        last[topic, msg.partition()] = msg
                         with receiving(self.component, self.log, msg):
-                            self._take(msg, handed, replay)
+                            self._take(msg, topic, handed, replay)
         except Exception as exc:
             if not handed:
                 raise
             failure = exc
         else:
-            return
+            return last
         if len(handed) == 1:
             self._failed(handed[0][0], failure, within_receiving=False)
-            return
+            return last
         self.log.warning(
             "a batch of events could not be applied as a whole: applying them one at a time",
             error=_error_text(failure),
@@ -218,10 +247,10 @@ class ProjectionLoop:
                     self.handlers[msg.topic()](event)
             except Exception as exc:
                 self._failed(msg, exc, within_receiving=False)
+        return last
 
-    def _take(self, msg: Message, handed: list[tuple[Message, events.Event]], replay: bool) -> None:
-        """One record: decoded and handed to its handler, or counted, logged and skipped."""
-        topic = msg.topic()
+    def _take(self, msg: Message, topic: str, handed: list[tuple[Message, events.Event]], replay: bool) -> None:
+        """One record (of this topic): decoded and handed to its handler, or counted, logged and skipped."""
         try:
             event = events.decode(self.models[topic], msg.key(), msg.value(), msg.headers())
         except Exception as exc:  # InvalidEvent, or anything else a hostile record provokes
@@ -243,11 +272,11 @@ class ProjectionLoop:
         with _about(msg, within_receiving=within_receiving):
             self.log.error("event could not be applied, skipped", error=_error_text(exc), exc_info=exc)
 
-    def _replay_progress(self, records: list[Message]) -> None:
-        consumed = collections.Counter(msg.topic() for msg in records)
-        for topic, n in consumed.items():
+    def _replay_progress(self, topics: list[str]) -> None:
+        """A replayed batch's records counted (by their topics)."""
+        for topic, n in collections.Counter(topics).items():
             metrics.EVENTS_CONSUMED.labels(self.component, topic).inc(n)
-        self._replayed += len(records)
+        self._replayed += len(topics)
         if time.monotonic() - self._progress_at >= REPLAY_PROGRESS_EVERY_S:
             self._progress_at = time.monotonic()
             self.log.info(
@@ -255,6 +284,18 @@ class ProjectionLoop:
                 events_replayed=self._replayed,
                 partitions_to_go=len(self._unfinished or ()),
             )
+
+    def _replay_gc(self) -> None:
+        """Garbage collection for the replay: what start-up made lives as long as the process, so
+        no full collection need walk it again (gc.freeze); the youngest generation collected less often."""
+        gc.freeze()
+        self._gc_threshold = gc.get_threshold()
+        gc.set_threshold(REPLAY_GC_THRESHOLD, *self._gc_threshold[1:])
+
+    def _live_gc(self) -> None:
+        if self._gc_threshold is not None:
+            gc.set_threshold(*self._gc_threshold)
+            self._gc_threshold = None
 
     def _reached_end(self, topic: str, partition: int) -> None:
         if self._unfinished is None or self._caught_up.is_set():
@@ -264,6 +305,7 @@ class ProjectionLoop:
             if self.on_caught_up is not None:  # before readers are served: building its indexes, say
                 self.on_caught_up()
             self._caught_up.set()
+            self._live_gc()
             metrics.READ_MODEL_CAUGHT_UP.labels(self.component).set(1)
             self.log.info("read model caught up with every partition", events_replayed=self._replayed)
 
