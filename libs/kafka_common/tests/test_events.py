@@ -1,12 +1,13 @@
 """The events' wire format and every check decode makes, with the reasons a dead letter carries."""
 
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import msgspec
 import pytest
 
-from kafka_common import events
+from kafka_common import events, timestamps
 from kafka_common.shop import menu
 from kafka_common.shop.events import Pizza, PizzaAssembled, PizzaBaked, PizzaOrdered, PizzaStatus
 
@@ -325,3 +326,36 @@ def test_a_time_text_is_canonical_whatever_the_form_of_ce_time():
     assert event.envelope.time_text == "2026-11-25T12:00:04.123456Z"
     event = events.decode(PizzaOrdered, *record(ce_time=b"2026-11-25T12:00:04Z"))
     assert event.envelope.time_text == "2026-11-25T12:00:04.000000Z"
+
+
+def test_event_ids_are_distinct_version_4_uuids():
+    ids = [events.new_event_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, text)
+    # Every variant nibble (8, 9, a, b) occurs: its two low bits stay random.
+    assert {text[19] for text in ids} == set("89ab")
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 11, 25, 12, 0, 4, 123456, tzinfo=UTC),
+        datetime(2026, 11, 25, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(2026, 11, 26, 0, 0, 0, 0, tzinfo=UTC),
+        datetime(1970, 1, 1, 0, 0, 0, 1, tzinfo=UTC),
+    ],
+)
+def test_now_as_text_is_format_utc_of_that_moment(monkeypatch, moment):
+    nanos = (moment - events.EPOCH) // timedelta(microseconds=1) * 1000 + 999  # sub-microsecond cut off
+    monkeypatch.setattr(timestamps.time, "time_ns", lambda: nanos)
+    assert timestamps.now_utc_text() == timestamps.format_utc(moment) == events.format_utc()
+
+
+def test_now_as_text_is_the_clocks_time_in_order():
+    before = datetime.now(UTC)
+    texts = [timestamps.now_utc_text() for _ in range(3)]
+    after = datetime.now(UTC)
+    assert all(before <= timestamps.parse_utc(t) <= after for t in texts)
+    assert texts == sorted(texts)

@@ -13,8 +13,8 @@ it again.
 from __future__ import annotations
 
 import functools
+import os
 import re
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Generic, Literal, TypeVar, get_args, get_origin
 
@@ -107,6 +107,17 @@ def _fixed_headers(ce_type: str, source: str, schema_version: int) -> tuple[tupl
     )
 
 
+def new_event_id() -> str:
+    """A random (version 4) UUID as text: 122 bits of os.urandom, formatted directly. The same as
+    str(uuid.uuid4()), which builds a UUID object first and costs four times as much per event."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_UUID_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+
+
+# The variant nibble's top two bits are 10 (RFC 9562): its other two bits stay random.
+_UUID_VARIANT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
+
+
 def encode(
     payload: Payload, source: str, event_id: str | None = None, time: datetime | None = None
 ) -> tuple[str, bytes, list[tuple[str, bytes]]]:
@@ -115,7 +126,7 @@ def encode(
     order_id = payload.order_id
     headers = [
         spec,
-        ("ce_id", (event_id or str(uuid.uuid4())).encode()),
+        ("ce_id", (event_id or new_event_id()).encode()),
         src,
         ce_type,
         ("ce_time", format_utc(time).encode()),
