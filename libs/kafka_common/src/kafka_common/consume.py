@@ -292,8 +292,12 @@ class KitchenLoop:
         for payload in work.step.emit:
             key, value, headers = events.encode(payload, self.source)
             batch.outputs.append(OutputRecord(payload.TOPIC, key.encode(), value, headers, source))
-        batch.add_offset(work.msg.topic(), work.msg.partition(), work.msg.offset())
-        batch.finished.append(work)
+        batch.add_offset(*source)
+        # After the commit a work item is needed only to resume its partition, time its step or log
+        # its end; bookkeeping records (delivery's early warnings) are not held, with their Messages,
+        # while their offsets wait for a batch with outputs.
+        if work.step.name or work.step.done or work.due > work.received:
+            batch.finished.append(work)
         if work.order_key is not None:
             batch.seen.add(work.order_key)
 
