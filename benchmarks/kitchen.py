@@ -42,6 +42,7 @@ from benchmarks.harness import (
     Distribution,
     Environment,
     make_order,
+    proc_peak_rss_mib,
     produce_waiting,
     producer,
     wait_balanced,
@@ -57,6 +58,9 @@ KITCHEN = (("assemble", 6), ("bake", 6), ("delivery", 12))  # service, partition
 OURS = "this project"
 TRANSACTIONAL_RELAY = "bare transactional relay"
 NAIVE_LOOP = "naive loop (flush + commit per message)"
+# The curve's first rate (20/s) is the reference every pipeline runs: long enough for a p99 that
+# holds from one run to the next (the 6th slowest of 600 orders, not the 2nd of 200).
+REFERENCE_RATE_SECONDS = 30.0
 SATURATED = 0.9  # a paced step that delivers less than this share of the offered rate ends the curve
 SATURATED_P99_S = 2.0  # or whose p99 exceeds this
 # A fresh broker's JVM runs its transaction, offset-commit and read_committed fetch paths
@@ -79,6 +83,13 @@ class Pipeline:
 
     def all(self) -> list[ServiceProcess]:
         return [p for group in self.procs.values() for p in group]
+
+    def peak_rss_mib(self) -> dict[str, float]:
+        """Each step's largest peak resident set so far (VmHWM), MiB."""
+        return {
+            name: max((proc_peak_rss_mib(p.pid) or float("nan") for p in group), default=float("nan"))
+            for name, group in self.procs.items()
+        }
 
 
 def start_ours(env: Environment, replicas: int) -> Pipeline:
@@ -228,7 +239,12 @@ class KitchenResult:
     cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds during the measured batches
     measured_orders: int = 0
     paced: list[PacedStep] = field(default_factory=list)  # the first is the reference rate (20/s)
-    rss_mib: dict[str, float] = field(default_factory=dict)  # peak RSS per process of each step
+    # Peak RSS of each step's processes (the largest replica): after the bursts, and after the
+    # latency curve (its last rate is past saturation: a backlog, and every order's bounded state).
+    rss_mib: dict[str, float] = field(default_factory=dict)
+    rss_after_curve_mib: dict[str, float] = field(default_factory=dict)
+    orders_before_curve: int = 0  # every order the pipeline got before the curve (warm-up included)
+    total_orders: int = 0  # and with the curve's
 
     def cpu_ms_per_order(self, name: str) -> float:
         return 1000 * self.cpu.get(name, float("nan")) / self.measured_orders if self.measured_orders else float("nan")
@@ -236,19 +252,6 @@ class KitchenResult:
     def distribution(self, name: str) -> Distribution:
         values = self.end_to_end if name == "end-to-end" else self.visible if name == "visible" else self.stages[name]
         return Distribution.of(values)
-
-
-def peak_rss_mib(pid: int | None) -> float:
-    """VmHWM of a process (its peak resident memory), MiB."""
-    if pid is None:
-        return float("nan")
-    try:
-        for line in open(f"/proc/{pid}/status", encoding="ascii"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
 
 
 def run_batch(
@@ -350,56 +353,112 @@ def warm_up_broker(env: Environment) -> None:
         env.stop_services(pipeline.all())
 
 
-def run(
+class Measured:
+    """One pipeline under measurement: its processes, a watcher of its status topic, its result."""
+
+    def __init__(self, env: Environment, replicas: int, orders: int, mode: str, seed: int = 1):
+        self.env = env
+        self.rng = random.Random(seed * 1000 + replicas)
+        self.pipeline = start_ours(env, replicas) if mode == "ours" else start_relay(env, mode)
+        self.watcher: StatusWatcher | None = None
+        try:
+            self.watcher = StatusWatcher(env.client_config(), self.pipeline.status)
+        except BaseException:
+            self.close()
+            raise
+        self.prod = producer(env.client_config())
+        self.result = KitchenResult(replicas, orders, label=self.pipeline.label)
+        self.result.single = KitchenResult(replicas, 1, label=self.pipeline.label)
+        self.meter = CpuMeter(
+            {
+                **{name: [p.pid for p in group] for name, group in self.pipeline.procs.items()},
+                "broker": [env.kafka.process.pid if env.kafka and env.kafka.process else None],
+            }
+        )
+
+    def _batch(self, n: int, timeout: float, result: KitchenResult | None) -> None:
+        assert self.watcher is not None
+        run_batch(self.prod, self.watcher, n, self.rng, timeout, result, self.pipeline.ordered)
+        self.result.total_orders += n
+
+    def warm_up(self, n: int) -> None:
+        """Unmeasured orders; for a relay also: waits until its groups hold their partitions."""
+        if n:
+            self._batch(n, 120.0, None)
+
+    def one_at_a_time(self, n: int) -> None:
+        for _ in range(n):
+            self._batch(1, 30.0, self.result.single)
+
+    def burst(self) -> None:
+        """One measured burst of `orders`, its CPU time counted."""
+        self.meter.start()
+        orders = self.result.orders_per_batch
+        self._batch(orders, 60.0 + orders / 5.0, self.result)
+        self.meter.stop()
+        self.result.cpu = self.meter.used
+        self.result.measured_orders += orders
+
+    def bursts_done(self) -> None:
+        self.result.rss_mib = self.pipeline.peak_rss_mib()
+        self.result.orders_before_curve = self.result.total_orders
+
+    def curve(self, rates: tuple[float, ...], paced_seconds: float, reference_seconds: float) -> None:
+        """Orders paced at each rate (per second) until the pipeline saturates; the first rate
+        for reference_seconds."""
+        assert self.watcher is not None
+        for i, rate in enumerate(rates):
+            seconds = reference_seconds if i == 0 else paced_seconds
+            step = run_paced(self.prod, self.watcher, rate, seconds, self.rng, self.pipeline.ordered)
+            self.result.paced.append(step)
+            self.result.total_orders += step.visible.n
+            if step.achieved < SATURATED * rate or step.visible.p99 > SATURATED_P99_S:
+                break
+        if self.result.paced:
+            self.result.rss_after_curve_mib = self.pipeline.peak_rss_mib()
+
+    def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.close()
+        self.env.stop_services(self.pipeline.all())
+
+
+def run_side_by_side(
     env: Environment,
-    replicas: int,
+    pipelines: list[tuple[str, int, tuple[float, ...]]],
     orders: int,
     batches: int,
     warmup: int,
     single: int,
     seed: int = 1,
-    mode: str = "ours",
-    rates: tuple[float, ...] = (),
     paced_seconds: float = 10.0,
-) -> KitchenResult:
-    """`single` orders one at a time (each delivered before the next), then `batches` bursts of `orders`,
-    then orders paced at each of `rates` (per second) until the pipeline saturates.
+    reference_seconds: float = REFERENCE_RATE_SECONDS,
+) -> list[KitchenResult]:
+    """Pipelines (mode, replicas, rates) running at once, on topics of their own. Each gets `warmup`
+    unmeasured orders, then `single` orders one at a time (each delivered before the next); then
+    `batches` bursts of `orders`, the pipelines' bursts taken in turn (AB BA AB...), so that the
+    broker's drift (its JIT, caches, log segments) weighs on each alike and the ratios of their
+    throughputs hold from one run to the next; then orders paced at each of its `rates` until it
+    saturates.
 
     mode: "ours" (the services, `replicas` each), or a benchmarks/relay.py mode (one process per step).
     """
-    rng = random.Random(seed * 1000 + replicas)
-    pipeline = start_ours(env, replicas) if mode == "ours" else start_relay(env, mode)
-    watcher = None
+    measured: list[Measured] = []
     try:
-        watcher = StatusWatcher(env.client_config(), pipeline.status)
-        prod = producer(env.client_config())
-        result = KitchenResult(replicas, orders, label=pipeline.label)
-        timeout = 60.0 + orders / 5.0
-        if warmup:  # for a relay also: waits until its groups hold their partitions
-            run_batch(prod, watcher, warmup, rng, 120.0, None, pipeline.ordered)
-        result.single = KitchenResult(replicas, 1, label=pipeline.label)
-        for _ in range(single):
-            run_batch(prod, watcher, 1, rng, 30.0, result.single, pipeline.ordered)
-        meter = CpuMeter(
-            {
-                **{name: [p.pid for p in group] for name, group in pipeline.procs.items()},
-                "broker": [env.kafka.process.pid if env.kafka and env.kafka.process else None],
-            }
-        )
-        meter.start()
-        for _ in range(batches):
-            run_batch(prod, watcher, orders, rng, timeout, result, pipeline.ordered)
-        meter.stop()
-        result.cpu = meter.used
-        result.measured_orders = orders * batches
-        for rate in rates:
-            step = run_paced(prod, watcher, rate, paced_seconds, rng, pipeline.ordered)
-            result.paced.append(step)
-            if step.achieved < SATURATED * rate or step.visible.p99 > SATURATED_P99_S:
-                break
-        result.rss_mib = {name: max(peak_rss_mib(p.pid) for p in group) for name, group in pipeline.procs.items()}
-        return result
+        for mode, replicas, _ in pipelines:
+            measured.append(Measured(env, replicas, orders, mode, seed))
+        for m in measured:
+            m.warm_up(warmup)
+        for m in measured:
+            m.one_at_a_time(single)
+        for n in range(batches):
+            for m in measured if n % 2 == 0 else reversed(measured):
+                m.burst()
+        for m in measured:
+            m.bursts_done()
+        for m, (_, _, rates) in zip(measured, pipelines, strict=True):
+            m.curve(rates, paced_seconds, reference_seconds)
+        return [m.result for m in measured]
     finally:
-        if watcher is not None:
-            watcher.close()
-        env.stop_services(pipeline.all())
+        for m in measured:
+            m.close()

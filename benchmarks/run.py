@@ -46,7 +46,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=[20, 50, 100, 200, 400, 800, 1600, 3200],
         help="orders/s of the latency-vs-load curve, 1 replica, until saturated (default 20,...,3200)",
     )
-    g.add_argument("--paced-seconds", type=float, default=10.0, help="seconds per paced rate (default 10)")
+    g.add_argument(
+        "--paced-seconds",
+        type=float,
+        default=10.0,
+        help="seconds per paced rate (default 10; the first, the reference rate, at least 30 unless --quick)",
+    )
     g.add_argument(
         "--no-references",
         action="store_true",
@@ -176,8 +181,13 @@ def kitchen_table(results: list[kitchen.KitchenResult]) -> str:
         for step in r.paced
     ]
     rss_rows = [
-        [pipeline_label(r), *(f"{r.rss_mib.get(name, float('nan')):.0f}" for name in ("assemble", "bake", "delivery"))]
+        [pipeline_label(r), when, *(f"{rss.get(name, float('nan')):.0f}" for name in ("assemble", "bake", "delivery"))]
         for r in results
+        for when, rss in (
+            (f"after the bursts ({r.orders_before_curve} orders)", r.rss_mib),
+            (f"after the curve ({r.total_orders} orders)", r.rss_after_curve_mib),
+        )
+        if rss
     ]
     return "\n".join(
         [
@@ -209,8 +219,9 @@ def kitchen_table(results: list[kitchen.KitchenResult]) -> str:
                 paced_rows,
             ),
             table(
-                "   Peak RSS per process (VmHWM, MiB)",
-                ["pipeline", "assemble", "bake", "delivery"],
+                "   Peak RSS per process (VmHWM, MiB; the largest replica): after the bursts, and after the latency "
+                "curve, whose last rate is past saturation (a backlog; every order's bounded state kept)",
+                ["pipeline", "when", "assemble", "bake", "delivery"],
                 rss_rows,
             ),
             ratio_lines(results),
@@ -322,13 +333,17 @@ def main(argv: list[str] | None = None) -> int:
         if "kitchen" in sections:
             results = []
             warmup = min(20, args.orders)
-            runs: list[tuple[str, int, int, tuple[float, ...]]] = []
+            # Ours with 1 replica and the bare transactional relay run side by side, their bursts
+            # in turn: the ratio between them is the number that matters, and a broker that
+            # drifts over a run (JIT, caches) then weighs on both alike.
+            groups: list[tuple[list[tuple[str, int, tuple[float, ...]]], int]] = []
             for n in args.replicas:
-                runs.append(("ours", n, args.batches, tuple(args.rates) if n == 1 else ()))
+                rates = tuple(args.rates) if n == 1 else ()
                 if n == 1 and not args.no_references:
-                    first = tuple(args.rates[:1])
-                    runs.append(("transactional", 1, args.batches, first))
-                    runs.append(("naive", 1, 1, first))  # ~100 orders/s: one burst is enough
+                    groups.append(([("ours", 1, rates), ("transactional", 1, tuple(args.rates[:1]))], args.batches))
+                    groups.append(([("naive", 1, tuple(args.rates[:1]))], 1))  # ~100 orders/s: one burst
+                else:
+                    groups.append(([("ours", n, rates)], args.batches))
             if not args.no_broker_warm_up:
                 print(
                     f"# kitchen: warming the broker up ({kitchen.BROKER_WARM_UP_BURST} orders at once, then "
@@ -337,21 +352,22 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
                 kitchen.warm_up_broker(env)
-            for mode, n, batches, rates in runs:
-                print(f"# kitchen, {mode}: {n} replica(s) per step, {batches} x {args.orders} orders ...", flush=True)
+            for pipelines, batches in groups:
+                described = " and ".join(f"{mode} ({n} replica(s) per step)" for mode, n, _ in pipelines)
+                turns = ", bursts in turn" if len(pipelines) > 1 else ""
+                print(f"# kitchen, {described}: {batches} x {args.orders} orders{turns} ...", flush=True)
                 t = time.perf_counter()
-                results.append(
-                    kitchen.run(
-                        env,
-                        n,
-                        args.orders,
-                        batches,
-                        warmup=warmup,
-                        single=args.single,
-                        mode=mode,
-                        rates=rates,
-                        paced_seconds=args.paced_seconds,
-                    )
+                results += kitchen.run_side_by_side(
+                    env,
+                    pipelines,
+                    args.orders,
+                    batches,
+                    warmup=warmup,
+                    single=args.single,
+                    paced_seconds=args.paced_seconds,
+                    reference_seconds=(
+                        args.paced_seconds if args.quick else max(args.paced_seconds, kitchen.REFERENCE_RATE_SECONDS)
+                    ),
                 )
                 print(f"#   done in {time.perf_counter() - t:.0f} s", flush=True)
             output.append(kitchen_table(results))
