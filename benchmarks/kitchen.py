@@ -222,6 +222,10 @@ class PacedStep:
     offered: float
     achieved: float  # orders delivered / (last 400 read - first order sent)
     visible: Distribution  # ordered -> 400 read committed here, seconds
+    # Between the steps' events (their ce_time, set when each step handled the order), seconds:
+    # "200->300" = assemble's commit, bake's fetch and handling; "300->400" the same for bake
+    # and delivery; "400->read" = delivery's commit and this reader's fetch.
+    stages: dict[str, Distribution] = field(default_factory=dict)
 
 
 @dataclass
@@ -326,13 +330,22 @@ def run_paced(
     watcher.delivered_all.wait(max(30.0, seconds * 2))
     with watcher.lock:
         visible = {o: watcher.visible[o] for o in sent if o in watcher.visible}
+        times = {o: dict(watcher.times[o]) for o in visible}
     if not visible:
         return PacedStep(rate, 0.0, Distribution.of([]))
     latencies = [visible[o] - t for o, t in sent.items() if o in visible]
     # Delivered per second while they came out: the offered rate unless the pipeline falls behind.
     spread_s = max(visible.values()) - min(visible.values())
     achieved = (len(visible) - 1) / spread_s if len(visible) > 1 and spread_s > 0 else rate
-    return PacedStep(rate, achieved, Distribution.of(latencies))
+    stages: dict[str, list[float]] = {"200->300": [], "300->400": [], "400->read": []}
+    for order_id, t in times.items():
+        if STATUS_IN_OVEN in t and STATUS_OUT_FOR_DELIVERY in t and STATUS_DELIVERED in t:
+            stages["200->300"].append((t[STATUS_OUT_FOR_DELIVERY] - t[STATUS_IN_OVEN]).total_seconds())
+            stages["300->400"].append((t[STATUS_DELIVERED] - t[STATUS_OUT_FOR_DELIVERY]).total_seconds())
+            stages["400->read"].append(visible[order_id] - t[STATUS_DELIVERED].timestamp())
+    return PacedStep(
+        rate, achieved, Distribution.of(latencies), {name: Distribution.of(v) for name, v in stages.items()}
+    )
 
 
 def warm_up_broker(env: Environment) -> None:

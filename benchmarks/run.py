@@ -180,6 +180,13 @@ def kitchen_table(results: list[kitchen.KitchenResult]) -> str:
         for r in results
         for step in r.paced
     ]
+    # The reference rate (the curve's first), per stage: where each pipeline's tail is.
+    stage_rows = [
+        [pipeline_label(r), stage, *dist_cells(dist)]
+        for r in results
+        if r.paced
+        for stage, dist in r.paced[0].stages.items()
+    ]
     rss_rows = [
         [pipeline_label(r), when, *(f"{rss.get(name, float('nan')):.0f}" for name in ("assemble", "bake", "delivery"))]
         for r in results
@@ -217,6 +224,13 @@ def kitchen_table(results: list[kitchen.KitchenResult]) -> str:
                 "the curve stops once saturated",
                 ["pipeline", "offered/s", "delivered/s", "orders", "p50", "p95", "p99", "max"],
                 paced_rows,
+            ),
+            table(
+                "   The reference rate (the first above) between the steps, ms: 200->300 = assemble's commit, "
+                "bake's fetch and handling; 300->400 = bake's and delivery's; 400->read = delivery's commit, "
+                "this reader's fetch",
+                ["pipeline", "between", "p50", "p95", "p99", "max"],
+                stage_rows,
             ),
             table(
                 "   Peak RSS per process (VmHWM, MiB; the largest replica): after the bursts, and after the latency "

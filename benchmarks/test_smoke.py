@@ -25,6 +25,7 @@ ROWS = [
     "CPU ms per order, this project, 1 replica per service",
     "CPU ms per order, bare transactional relay",
     "Paced orders",
+    "The reference rate (the first above) between the steps",
     "Peak RSS per process",
     "ours / bare transactional relay: ",
     "ours / naive loop (flush + commit per message): ",
