@@ -207,8 +207,8 @@ def test_the_garbage_collector_is_as_it_was_once_caught_up():
 def test_the_consumer_ends_a_replay_promptly_unless_the_deployment_says_otherwise(monkeypatch, deployment):
     built: dict = {}
 
-    def build_consumer(config, component, extra, on_error):
-        built.update(client_properties(config, component, extra, on_error))
+    def build_consumer(config, component, extra, on_error, defaults=None):
+        built.update(client_properties(config, component, extra, on_error, defaults))
 
     monkeypatch.setattr(projection, "build_consumer", build_consumer)
     projection.build_projection_consumer(USAGE, ClientConfig(deployment, {}), Health(60.0))

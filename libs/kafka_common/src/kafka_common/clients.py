@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
@@ -120,8 +121,12 @@ class ClientErrors:
 CLIENT_DEFAULTS = {"reconnect.backoff.max.ms": "1000"}
 
 
-def client_properties(config: ClientConfig, component: str, extra: dict, on_error) -> dict:
-    props = {**CLIENT_DEFAULTS, **config.properties, **extra}
+def client_properties(
+    config: ClientConfig, component: str, extra: dict, on_error, defaults: Mapping[str, str] | None = None
+) -> dict:
+    """What a client is built with. defaults: the caller's settings that the deployment's own
+    (KAFKA_*, KAFKA_CONFIG_FILE) override; extra: what the caller's correctness needs, which wins."""
+    props = {**CLIENT_DEFAULTS, **(defaults or {}), **config.properties, **extra}
     props.setdefault("client.id", f"pizza-{component}")
     props["error_cb"] = on_error
     # librdkafka's own log lines go through Python logging (and so structlog),
@@ -137,9 +142,14 @@ def _create(kind, config: ClientConfig, props: dict):
         raise ConfigError(explain_client_error(config, exc.args[0].str())) from exc
 
 
-def build_producer(config: ClientConfig, component: str, extra: dict, on_error) -> Producer:
-    return _create(Producer, config, client_properties(config, component, {**PRODUCER_DEFAULTS, **extra}, on_error))
+def build_producer(
+    config: ClientConfig, component: str, extra: dict, on_error, defaults: Mapping[str, str] | None = None
+) -> Producer:
+    props = client_properties(config, component, {**PRODUCER_DEFAULTS, **extra}, on_error, defaults)
+    return _create(Producer, config, props)
 
 
-def build_consumer(config: ClientConfig, component: str, extra: dict, on_error) -> Consumer:
-    return _create(Consumer, config, client_properties(config, component, extra, on_error))
+def build_consumer(
+    config: ClientConfig, component: str, extra: dict, on_error, defaults: Mapping[str, str] | None = None
+) -> Consumer:
+    return _create(Consumer, config, client_properties(config, component, extra, on_error, defaults))

@@ -53,10 +53,6 @@ def group_consumer_properties(usage: KafkaUsage, config: ClientConfig) -> dict:
         "statistics.interval.ms": str(STATS_INTERVAL_MS),
         "stats_cb": LagStats(usage.component, usage.group_id),
     }
-    # librdkafka prefetches up to 100,000 records or 64 MiB per consumer: in a burst, most of
-    # a kitchen's memory. A few batches ahead keep the loop as busy (MAX_BATCH per turn).
-    for prop, value in CONSUMER_QUEUE_LIMITS.items():
-        props[prop] = config.properties.get(prop, value)
     if config.properties.get("group.protocol", "consumer") == "consumer":
         props["group.protocol"] = "consumer"
         props.setdefault("group.remote.assignor", config.properties.get("group.remote.assignor", usage.assignment))
@@ -71,25 +67,25 @@ def build_kitchen_clients(usage: KafkaUsage, config: ClientConfig, health: Healt
     errors = ClientErrors(usage.component, on_fatal=health.set_fatal)
     # A fatal producer error is handled by replacing the producer (transactions.py), not by stopping.
     producer_errors = ClientErrors(usage.component, on_fatal=None)
-    consumer = build_consumer(config, usage.component, group_consumer_properties(usage, config), errors)
+    # librdkafka prefetches up to 100,000 records or 64 MiB per consumer: in a burst, most of
+    # a kitchen's memory. A few batches ahead keep the loop as busy (MAX_BATCH per turn).
+    consumer = build_consumer(
+        config, usage.component, group_consumer_properties(usage, config), errors, defaults=CONSUMER_QUEUE_LIMITS
+    )
     extra: dict[str, object] = {"transactional.id": usage.transactional_id()}
     # A delivery report is a Python call per output record: only a refusal matters to the loop
     # (transactions.Batch.undeliverable); at DEBUG each delivered record is logged too.
     extra["delivery.report.only.error"] = not debug_enabled()  # the Python client wants a bool
-    if "transaction.timeout.ms" not in config.properties:
-        extra["transaction.timeout.ms"] = str(TRANSACTION_TIMEOUT_MS)
     # A transaction begun right after a commit often meets CONCURRENT_TRANSACTIONS (the
     # coordinator still writes the previous markers); librdkafka retries AddOffsetsToTxn after
     # retry.backoff.ms, doubling up to retry.backoff.max.ms. Its defaults (100 ms, 1 s) were most
     # of an order's p99. AddPartitionsToTxn is retried after a fixed 20 ms whatever these say
     # (librdkafka's rdkafka_txnmgr.c): fewer back-to-back transactions is the other lever (the
     # loop gives records without outputs no transaction of their own).
-    for prop, value in TXN_RETRY_BACKOFF.items():
-        if prop not in config.properties:
-            extra[prop] = value
+    defaults = {"transaction.timeout.ms": str(TRANSACTION_TIMEOUT_MS), **TXN_RETRY_BACKOFF}
 
     def make_producer():
-        return build_producer(config, usage.component, extra, producer_errors)
+        return build_producer(config, usage.component, extra, producer_errors, defaults=defaults)
 
     return KitchenClients(
         consumer, make_producer, lambda: max(errors.last_unreachable, producer_errors.last_unreachable)

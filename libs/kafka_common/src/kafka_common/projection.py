@@ -66,7 +66,6 @@ def build_projection_consumer(usage: KafkaUsage, config: ClientConfig, health: H
         config,
         usage.component,
         {
-            **{k: v for k, v in PROJECTION_CONSUMER_DEFAULTS.items() if k not in config.properties},
             # Never joins the group nor commits: librdkafka wants an id and looks up its coordinator.
             "group.id": usage.group or f"pizza-{usage.component}",
             "enable.auto.commit": "false",
@@ -75,6 +74,7 @@ def build_projection_consumer(usage: KafkaUsage, config: ClientConfig, health: H
             "isolation.level": "read_committed",
         },
         ClientErrors(usage.component, on_fatal=health.set_fatal),
+        defaults=PROJECTION_CONSUMER_DEFAULTS,
     )
 
 
