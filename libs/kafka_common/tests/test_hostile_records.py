@@ -48,7 +48,7 @@ def test_an_overflowing_time_is_dead_lettered_and_the_partition_moves_on():
 
 def test_any_exception_while_decoding_is_dead_lettered(monkeypatch):
     loop, _, _ = kitchen_loop()
-    monkeypatch.setattr(events, "decode", lambda *a: (_ for _ in ()).throw(OverflowError("boom")))
+    monkeypatch.setattr(events.Decoder, "__call__", lambda *a: (_ for _ in ()).throw(OverflowError("boom")))
     loop._on_message(Record(0, 0), loop._batch)
     assert "OverflowError: boom" in dict(loop._batch.outputs[0].headers)["dlq_error"].decode()
 

@@ -109,7 +109,8 @@ class KitchenLoop:
         self.usage = usage
         self.component = usage.component
         self.log = get_logger(usage.component)
-        self.models, self.handlers = by_topic(usage.consumes, handlers)
+        models, self.handlers = by_topic(usage.consumes, handlers)
+        self.decoders = {topic: events.decoder(model) for topic, model in models.items()}
         self.health = health
         self.calls = calls
         self.stop = stop
@@ -246,7 +247,7 @@ class KitchenLoop:
             if self.dead_letters.redo_if_refused(msg, batch):
                 return
             try:
-                event = events.decode(self.models[msg.topic()], msg.key(), msg.value(), msg.headers())
+                event = self.decoders[msg.topic()](msg.key(), msg.value(), msg.headers())
             except events.InvalidEvent as exc:
                 self.dead_letters.send(msg, "invalid", f"invalid event: {exc}", batch)
                 return

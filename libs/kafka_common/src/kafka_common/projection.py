@@ -97,7 +97,8 @@ class ProjectionLoop:
         self.usage = usage
         self.component = usage.component
         self.log = get_logger(usage.component)
-        self.models, self.handlers = by_topic(usage.consumes, handlers)
+        models, self.handlers = by_topic(usage.consumes, handlers)
+        self.decoders = {topic: events.decoder(model) for topic, model in models.items()}
         self.consumer = consumer
         self.health = health
         self.calls = calls
@@ -108,6 +109,7 @@ class ProjectionLoop:
         self._unfinished: set[tuple[str, int]] | None = None  # partitions not yet read to their start-up end
         self._caught_up = threading.Event()
         self._replayed = 0
+        self._replay_batches = 0
         self._progress_at = time.monotonic()
         self._gc_threshold: tuple[int, ...] | None = None  # the thresholds to restore after the replay
         self.health.set_readiness(self._readiness)
@@ -252,7 +254,7 @@ class ProjectionLoop:
     def _take(self, msg: Message, topic: str, handed: list[tuple[Message, events.Event]], replay: bool) -> None:
         """One record (of this topic): decoded and handed to its handler, or counted, logged and skipped."""
         try:
-            event = events.decode(self.models[topic], msg.key(), msg.value(), msg.headers())
+            event = self.decoders[topic](msg.key(), msg.value(), msg.headers())
         except Exception as exc:  # InvalidEvent, or anything else a hostile record provokes
             metrics.EVENTS_FAILED.labels(self.component, topic, "invalid").inc()
             with _about(msg, within_receiving=not replay):
@@ -277,6 +279,7 @@ class ProjectionLoop:
         for topic, n in collections.Counter(topics).items():
             metrics.EVENTS_CONSUMED.labels(self.component, topic).inc(n)
         self._replayed += len(topics)
+        self._replay_batches += 1
         if time.monotonic() - self._progress_at >= REPLAY_PROGRESS_EVERY_S:
             self._progress_at = time.monotonic()
             self.log.info(
@@ -307,7 +310,11 @@ class ProjectionLoop:
             self._caught_up.set()
             self._live_gc()
             metrics.READ_MODEL_CAUGHT_UP.labels(self.component).set(1)
-            self.log.info("read model caught up with every partition", events_replayed=self._replayed)
+            self.log.info(
+                "read model caught up with every partition",
+                events_replayed=self._replayed,
+                batches=self._replay_batches,
+            )
 
 
 def _error_text(exc: BaseException) -> str:
