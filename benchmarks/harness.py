@@ -107,12 +107,33 @@ def load_average() -> str:
         return "unknown"
 
 
+_PROBE_SAMPLE = {"order_id": "0" * 32, "pizza": {"size": "Large", "toppings": ["Onion", "Eggs"]}, "n": list(range(16))}
+
+
+def cpu_probe_ms() -> float:
+    """CPU milliseconds for a fixed piece of pure-Python work (best of 3): how fast this machine
+    runs Python at the moment. Shared and virtual machines change speed from hour to hour (by a
+    third, here); two runs compare when their probes do."""
+    best = float("inf")
+    for _ in range(3):
+        began = time.process_time()
+        for _ in range(20_000):
+            json.loads(json.dumps(_PROBE_SAMPLE))
+        best = min(best, time.process_time() - began)
+    return best * 1000
+
+
+def cpu_probe_line(when: str) -> str:
+    return f"CPU speed probe {when}: {cpu_probe_ms():.0f} ms of fixed pure-Python work (lower is faster)"
+
+
 def machine_lines(kafka_version: str) -> list[str]:
     import confluent_kafka
 
     return [
         f"machine: {os.cpu_count()} cores ({cpu_model()}), {memory_total()} RAM, {platform.system()} {platform.release()}",
         f"load average at start (1/5/15 min): {load_average()}  (other work may share these cores)",
+        cpu_probe_line("at the start"),
         f"Python {platform.python_version()}, confluent-kafka {confluent_kafka.__version__} "
         f"(librdkafka {confluent_kafka.libversion()[0]}), Kafka {kafka_version}",
     ]

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks import kitchen, primitives, rebuild, webapp
-from benchmarks.harness import Distribution, Environment, machine_lines, median_and_spread, ms
+from benchmarks.harness import Distribution, Environment, cpu_probe_line, machine_lines, median_and_spread, ms
 
 SECTIONS = ("kitchen", "webapp", "rebuild", "kafka")
 
@@ -416,6 +416,8 @@ def main(argv: list[str] | None = None) -> int:
         ok = True
     finally:
         env.stop()
+        if ok:
+            print(cpu_probe_line("at the end"), flush=True)
         print(
             f"\n# total {time.perf_counter() - began:.0f} s; logs: "
             f"{log_dir if (args.log_dir or not ok) else 'removed (use --log-dir to keep them)'}",
