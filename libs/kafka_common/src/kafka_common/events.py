@@ -195,7 +195,9 @@ class Decoder:
             raise InvalidEvent(f"unsupported ce_specversion {_shown(spec)!r}")
         if ce_type != self._type:
             raise InvalidEvent(f"ce_type {_shown(ce_type)!r} is not the expected {model.TYPE}")
-        version = model.SCHEMA_VERSION if not raw_version or raw_version == self._schema_version else _version(raw_version)
+        version = (
+            model.SCHEMA_VERSION if not raw_version or raw_version == self._schema_version else _version(raw_version)
+        )
         if version > model.SCHEMA_VERSION:
             raise InvalidEvent(
                 f"schema version {version} is newer than this service understands ({model.SCHEMA_VERSION})"
