@@ -22,8 +22,9 @@ abandoned uncommitted (its new owner starts it again).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import Consumer, Message, TopicPartition
 
@@ -58,7 +59,7 @@ class UncommittedWork:
     def __init__(
         self,
         component: str,
-        log,
+        log: Any,
         consumer: Consumer,
         checkpoint: Checkpoint,
         calls: KafkaCalls,
@@ -79,7 +80,7 @@ class UncommittedWork:
         self.batch = Batch()  # finished work of the current loop turn
         self._offsets_only_since: float | None = None  # since when self.batch holds offsets only
 
-    def _kafka(self, what: str, fn, *args, timeout: float | None = None, **kwargs):
+    def _kafka(self, what: str, fn: Callable, *args, timeout: float | None = None, **kwargs):
         return self.calls.call(what, fn, *args, timeout=timeout, **kwargs)
 
     def poll_timeout(self, longest: float) -> float:

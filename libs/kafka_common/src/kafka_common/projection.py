@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
@@ -286,7 +287,7 @@ class Replay:
     """A replay's bookkeeping: its garbage collection, its records counted (per batch) and its
     progress lines, from start() until caught_up() (or end(), if the loop stops before)."""
 
-    def __init__(self, component: str, log):
+    def __init__(self, component: str, log: Any):
         self.component = component
         self.log = log
         self.replayed = 0
