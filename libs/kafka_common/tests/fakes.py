@@ -112,7 +112,7 @@ def kitchen_loop(*producer_scripts, handlers=None, time_scale=0.0):
         time_scale=time_scale,
         done_orders=DoneOrders(3600),
     )
-    loop._assigned = {(PizzaOrdered.TOPIC, 0), (PizzaOrdered.TOPIC, 1)}
+    loop._assigned.update({(PizzaOrdered.TOPIC, 0), (PizzaOrdered.TOPIC, 1)})  # the set its work shares
     return loop, consumer, producers
 
 

@@ -40,17 +40,17 @@ def test_event_times_outside_a_sane_window_are_invalid_events(ce_time):
 def test_an_overflowing_time_is_dead_lettered_and_the_partition_moves_on():
     loop, _, _ = kitchen_loop()
     key, value, headers = with_time("9999-12-31T23:59:59-05:00")
-    loop._on_message(Record(0, 3, key, value, headers), loop._batch)
-    [dead] = loop._batch.outputs
+    loop._on_message(Record(0, 3, key, value, headers), loop.uncommitted.batch)
+    [dead] = loop.uncommitted.batch.outputs
     assert dead.topic == "pizza-dlq" and "out of range" in dict(dead.headers)["dlq_error"].decode()
-    assert loop._batch.offsets == {(PizzaOrdered.TOPIC, 0): 4}
+    assert loop.uncommitted.batch.offsets == {(PizzaOrdered.TOPIC, 0): 4}
 
 
 def test_any_exception_while_decoding_is_dead_lettered(monkeypatch):
     loop, _, _ = kitchen_loop()
     monkeypatch.setattr(events.Decoder, "__call__", lambda *a: (_ for _ in ()).throw(OverflowError("boom")))
-    loop._on_message(Record(0, 0), loop._batch)
-    assert "OverflowError: boom" in dict(loop._batch.outputs[0].headers)["dlq_error"].decode()
+    loop._on_message(Record(0, 0), loop.uncommitted.batch)
+    assert "OverflowError: boom" in dict(loop.uncommitted.batch.outputs[0].headers)["dlq_error"].decode()
 
 
 def test_a_dead_letter_of_a_huge_record_is_truncated_and_keeps_its_coordinates():
@@ -84,12 +84,12 @@ def test_a_duplicate_order_is_skipped_once_done():
         }
     )
     key, value, headers = events.encode(ORDER, "/t")
-    loop._on_message(Record(0, 0, key.encode(), value, headers), loop._batch)
-    loop._on_message(Record(0, 1, key.encode(), value, headers), loop._batch)  # same batch
-    loop._commit_pending()
-    loop._on_message(Record(0, 2, key.encode(), value, headers), loop._batch)  # after the commit
+    loop._on_message(Record(0, 0, key.encode(), value, headers), loop.uncommitted.batch)
+    loop._on_message(Record(0, 1, key.encode(), value, headers), loop.uncommitted.batch)  # same batch
+    loop.uncommitted.commit_pending()
+    loop._on_message(Record(0, 2, key.encode(), value, headers), loop.uncommitted.batch)  # after the commit
     assert len(done) == 1
-    assert loop._batch.offsets == {(PizzaOrdered.TOPIC, 0): 3} and loop._batch.outputs == []
+    assert loop.uncommitted.batch.offsets == {(PizzaOrdered.TOPIC, 0): 3} and loop.uncommitted.batch.outputs == []
 
 
 def test_done_orders_are_bounded_in_number_and_age():
@@ -123,19 +123,19 @@ def test_an_output_kafka_refuses_for_good_is_not_redone_for_ever():
         handlers={PizzaOrdered: Handles(lambda e: Step(emit=(PizzaStatus(order_id=e.order_id, status=200),)))},
     )
     key, value, headers = events.encode(ORDER, "/t")
-    loop._on_message(Record(0, 5, key.encode(), value, headers), loop._batch)
-    loop._commit_pending()  # aborted: the output was refused
+    loop._on_message(Record(0, 5, key.encode(), value, headers), loop.uncommitted.batch)
+    loop.uncommitted.commit_pending()  # aborted: the output was refused
     assert consumer.calls.count("seek") == 1
-    loop._on_message(Record(0, 5, key.encode(), value, headers), loop._batch)  # redone
-    [dead] = loop._batch.outputs
+    loop._on_message(Record(0, 5, key.encode(), value, headers), loop.uncommitted.batch)  # redone
+    [dead] = loop.uncommitted.batch.outputs
     assert dead.topic == "pizza-dlq" and b"refused its output" in dict(dead.headers)["dlq_error"]
-    loop._commit_pending()
+    loop.uncommitted.commit_pending()
     assert producers.made[0].calls.count("commit_transaction") == 1
 
 
 def test_a_dead_letter_kafka_refuses_is_counted_and_skipped():
     loop, _, _ = kitchen_loop({"produce": [too_large()]})
-    loop._on_message(Record(0, 9, value=b"not json"), loop._batch)  # invalid: a dead letter
-    loop._commit_pending()  # the dead letter is refused
-    loop._on_message(Record(0, 9, value=b"not json"), loop._batch)
-    assert loop._batch.outputs == [] and loop._batch.offsets == {(PizzaOrdered.TOPIC, 0): 10}
+    loop._on_message(Record(0, 9, value=b"not json"), loop.uncommitted.batch)  # invalid: a dead letter
+    loop.uncommitted.commit_pending()  # the dead letter is refused
+    loop._on_message(Record(0, 9, value=b"not json"), loop.uncommitted.batch)
+    assert loop.uncommitted.batch.outputs == [] and loop.uncommitted.batch.offsets == {(PizzaOrdered.TOPIC, 0): 10}

@@ -194,7 +194,7 @@ def test_the_garbage_collector_is_as_it_was_once_caught_up():
     loop = loop_over(Ledger(), [])
     loop._unfinished = {(PizzaStatus.TOPIC, 0)}
     try:
-        loop._replay_gc()
+        loop._replay.start()
         assert gc.get_threshold()[0] == REPLAY_GC_THRESHOLD
         loop._reached_end(PizzaStatus.TOPIC, 0)
         assert loop.caught_up and gc.get_threshold() == before

@@ -11,7 +11,8 @@ import pytest
 from fakes import USAGE, Record, checkpoint, fatal, fenced, kitchen_loop, requires_abort, timed_out
 
 from kafka_common import events
-from kafka_common.consume import OFFSETS_ONLY_WAIT_S, POLL_TIMEOUT_S, Handles
+from kafka_common.consume import POLL_TIMEOUT_S, Handles
+from kafka_common.kitchen_work import OFFSETS_ONLY_WAIT_S
 from kafka_common.shop import ids
 from kafka_common.shop.events import PizzaOrdered, PizzaStatus
 from kafka_common.shop.kitchen import Step
@@ -168,15 +169,15 @@ def test_the_loop_rewinds_an_aborted_batch_and_records_nothing_as_done():
         ),
         "/t",
     )
-    loop._on_message(Record(0, 5, key.encode(), value, headers), loop._batch)
-    loop._commit_pending()
+    loop._on_message(Record(0, 5, key.encode(), value, headers), loop.uncommitted.batch)
+    loop.uncommitted.commit_pending()
     assert consumer.calls.count("seek") == 1
     assert not loop.done_orders.seen(PizzaOrdered.TOPIC, order_id)  # redone, not skipped
-    loop._on_message(Record(0, 5, key.encode(), value, headers), loop._batch)
-    loop._commit_pending()
+    loop._on_message(Record(0, 5, key.encode(), value, headers), loop.uncommitted.batch)
+    loop.uncommitted.commit_pending()
     assert loop.done_orders.seen(PizzaOrdered.TOPIC, order_id)
-    loop._on_message(Record(0, 6, key.encode(), value, headers), loop._batch)  # an exact duplicate
-    assert loop._batch.outputs == [] and loop._batch.offsets == {(PizzaOrdered.TOPIC, 0): 7}
+    loop._on_message(Record(0, 6, key.encode(), value, headers), loop.uncommitted.batch)  # an exact duplicate
+    assert loop.uncommitted.batch.outputs == [] and loop.uncommitted.batch.offsets == {(PizzaOrdered.TOPIC, 0): 7}
 
 
 def test_usage_names_the_transactional_id_after_the_instance():
@@ -255,25 +256,25 @@ def test_offsets_of_records_that_produce_nothing_wait_for_a_batch_with_outputs(m
     loop, consumer, producers = kitchen_loop(handlers={PizzaOrdered: Handles(lambda e: Step(emit=tuple(emit)))})
     commits = lambda: producers.made[0].calls.count("commit_transaction")  # noqa: E731
 
-    loop._on_message(ordered_record(0, 5), loop._batch)  # produces nothing (an early warning)
-    loop._commit_pending(hold_offsets_only=True)
-    assert commits() == 0 and loop._poll_timeout() <= OFFSETS_ONLY_WAIT_S
+    loop._on_message(ordered_record(0, 5), loop.uncommitted.batch)  # produces nothing (an early warning)
+    loop.uncommitted.commit_pending(hold_offsets_only=True)
+    assert commits() == 0 and loop.uncommitted.poll_timeout(POLL_TIMEOUT_S) <= OFFSETS_ONLY_WAIT_S
     emit.append(PizzaStatus(order_id=ids.new_order_id(), status=STATUS_IN_OVEN))
-    loop._on_message(ordered_record(1, 9), loop._batch)  # has an output: both offsets go with it
-    assert loop._batch.offsets == {(PizzaOrdered.TOPIC, 0): 6, (PizzaOrdered.TOPIC, 1): 10}
-    loop._commit_pending(hold_offsets_only=True)
-    assert commits() == 1 and not loop._batch
+    loop._on_message(ordered_record(1, 9), loop.uncommitted.batch)  # has an output: both offsets go with it
+    assert loop.uncommitted.batch.offsets == {(PizzaOrdered.TOPIC, 0): 6, (PizzaOrdered.TOPIC, 1): 10}
+    loop.uncommitted.commit_pending(hold_offsets_only=True)
+    assert commits() == 1 and not loop.uncommitted.batch
 
     emit.clear()
-    loop._on_message(ordered_record(0, 6), loop._batch)
-    loop._commit_pending(hold_offsets_only=True)
+    loop._on_message(ordered_record(0, 6), loop.uncommitted.batch)
+    loop.uncommitted.commit_pending(hold_offsets_only=True)
     clock[0] += OFFSETS_ONLY_WAIT_S / 2
-    loop._commit_pending(hold_offsets_only=True)
+    loop.uncommitted.commit_pending(hold_offsets_only=True)
     assert commits() == 1
     clock[0] += OFFSETS_ONLY_WAIT_S / 2  # waited long enough: committed alone
-    loop._commit_pending(hold_offsets_only=True)
-    assert commits() == 2 and loop._poll_timeout() == POLL_TIMEOUT_S
+    loop.uncommitted.commit_pending(hold_offsets_only=True)
+    assert commits() == 2 and loop.uncommitted.poll_timeout(POLL_TIMEOUT_S) == POLL_TIMEOUT_S
 
-    loop._on_message(ordered_record(0, 7), loop._batch)
-    loop._commit_pending()  # on revoke, at shutdown: at once
+    loop._on_message(ordered_record(0, 7), loop.uncommitted.batch)
+    loop.uncommitted.commit_pending()  # on revoke, at shutdown: at once
     assert commits() == 3

@@ -7,15 +7,10 @@ how long the step takes. The loop does everything else:
   partition's order is kept) and the loop goes on polling, so liveness, group
   membership and the other partitions' orders all keep moving;
 - when a step is done, its output events and its consumed offset are
-  committed in one Kafka transaction (transactions.Checkpoint; several
-  finished steps share one); nothing is committed before the work is done,
-  so a crash re-delivers it. Records that produce nothing (delivery's early
-  warnings, skipped duplicates) have no transaction of their own: their
-  offsets wait up to OFFSETS_ONLY_WAIT_S for the next batch with outputs and
-  are committed with it (or alone after that, on revoke, at shutdown). A
-  transaction begun right after the previous one meets the coordinator still
-  writing its markers (CONCURRENT_TRANSACTIONS, retried 10-20 ms later); one
-  fewer transaction per order at delivery is one fewer such collision;
+  committed in one Kafka transaction; nothing is committed before the work is
+  done, so a crash re-delivers it. The steps in progress and the batch of
+  finished work, until committed, are kitchen_work.py's (records that produce
+  nothing wait there for a batch with outputs);
 - whatever one record does, it ends in the dead-letter topic or is counted
   and skipped, in that same transaction, and its offset moves on: a record
   that fails to decode (for any reason) or whose handler keeps raising is
@@ -45,22 +40,15 @@ from kafka_common.dead_letters import DeadLetters
 from kafka_common.dedupe import DoneOrders
 from kafka_common.health import Health
 from kafka_common.kitchen_clients import KitchenClients
-from kafka_common.logging import (
-    debug_enabled,
-    get_logger,
-    lines_held,
-    record_coordinates,
-    record_fields,
-    write_held_lines,
-)
+from kafka_common.kitchen_work import UncommittedWork, Work
+from kafka_common.logging import get_logger, lines_held
 from kafka_common.receiving import by_topic, describe, receiving
 from kafka_common.shop import topics
 from kafka_common.shop.kitchen import Step
-from kafka_common.transactions import Batch, Checkpoint, ClientWedged, Outcome, OutputRecord, TransactionFenced
+from kafka_common.transactions import Batch, Checkpoint, ClientWedged, Outcome, TransactionFenced
 from kafka_common.usage import KafkaUsage
 
 POLL_TIMEOUT_S = 0.5  # longest the loop waits for a record; bounds liveness beats
-OFFSETS_ONLY_WAIT_S = 1.0  # a batch without outputs waits this long for one with outputs to join
 MAX_BATCH = 500  # records drained per loop turn before committing (one transaction)
 HANDLER_ATTEMPTS = 3  # a handler raising this often sends the event to the DLQ
 CLOSE_TIMEOUT_S = 10.0
@@ -74,15 +62,6 @@ class Handles:
 
     handler: Callable[[events.Event], Step | None]
     once_per_order: bool = False  # a second record for an order already done here is skipped
-
-
-@dataclass(slots=True)
-class _Work:
-    msg: Message
-    step: Step
-    received: float
-    due: float
-    order_key: tuple[str, str] | None  # (topic, order_id) once committed, for once_per_order handlers
 
 
 class KitchenLoop:
@@ -117,7 +96,6 @@ class KitchenLoop:
         self.time_scale = time_scale
         self.done_orders = done_orders
         self.dead_letters = DeadLetters(self.component, self.log, dlq_topic)
-        self.source = f"/pizza-shop/{self.component}"
         self.consumer = clients.consumer
         self.checkpoint = Checkpoint(
             self.component,
@@ -128,10 +106,20 @@ class KitchenLoop:
             beat=health.beat,
             last_unreachable=clients.last_unreachable,
         )
-        self._in_flight: dict[tuple[str, int], _Work] = {}
-        self._batch = Batch()  # finished work of the current loop turn
-        self._offsets_only_since: float | None = None  # since when self._batch holds offsets only
         self._assigned: set[tuple[str, int]] = set()
+        self.uncommitted = UncommittedWork(
+            self.component,
+            self.log,
+            self.consumer,
+            self.checkpoint,
+            calls,
+            self.dead_letters,
+            done_orders,
+            self._assigned,
+        )
+        # Looked up for every record: the same dict and method, without another attribute access.
+        self._in_flight = self.uncommitted.in_flight
+        self._finish = self.uncommitted.finish
         self._joined = False
         self.health.set_readiness(self._readiness)
         for topic in usage.consumes:  # exported at 0 from start-up: dashboards see 0, not "no data"
@@ -198,31 +186,25 @@ class KitchenLoop:
 
     def _turn(self) -> None:
         # Wait for one record, then take what has already arrived (consume() with a timeout
-        # would wait for a full batch). self._batch, not a local: a rebalance callback (inside
-        # poll or consume) may commit it first.
+        # would wait for a full batch). The open batch is looked up after poll and after consume,
+        # not before: a rebalance callback (inside poll or consume) may commit it first.
         # The turn's log lines (two per record): one write before its transaction, one after.
+        uncommitted = self.uncommitted
         with lines_held():
-            timeout = self._poll_timeout()
+            timeout = uncommitted.poll_timeout(POLL_TIMEOUT_S)
             msg = self._kafka("poll", self.consumer.poll, timeout, timeout=timeout)
             self.health.beat()
             if msg is not None:
                 rewound: set[tuple[str, int]] = set()
-                self._on_message(msg, self._batch, rewound)
+                self._on_message(msg, uncommitted.batch, rewound)
                 if not self.stop.is_set():
-                    for msg in self._kafka("consume", self.consumer.consume, MAX_BATCH - 1, 0, timeout=0):
-                        self._on_message(msg, self._batch, rewound)
+                    more = self._kafka("consume", self.consumer.consume, MAX_BATCH - 1, 0, timeout=0)
+                    batch = uncommitted.batch
+                    for msg in more:
+                        self._on_message(msg, batch, rewound)
                         if self.stop.is_set():
                             break
-            self._commit_pending(hold_offsets_only=not self.stop.is_set())
-
-    def _poll_timeout(self) -> float:
-        timeout = POLL_TIMEOUT_S
-        now = time.monotonic()
-        if self._in_flight:
-            timeout = min(timeout, min(w.due for w in self._in_flight.values()) - now)
-        if self._offsets_only_since is not None:
-            timeout = min(timeout, self._offsets_only_since + OFFSETS_ONLY_WAIT_S - now)
-        return max(0.0, timeout)
+            uncommitted.commit_pending(hold_offsets_only=not self.stop.is_set())
 
     # -- one record ------------------------------------------------------------------------
     def _on_message(self, msg: Message, batch: Batch, rewound: set[tuple[str, int]] | None = None) -> None:
@@ -270,7 +252,7 @@ class KitchenLoop:
             seconds = max(0.0, step.seconds * self.time_scale)
             if step.started:  # the record's line in the chronology (receiving() logs none then)
                 self.log.info(step.started, step=step.name, seconds=round(seconds, 3))
-            work = _Work(msg, step, received=now, due=now + seconds, order_key=order_key)
+            work = Work(msg, step, received=now, due=now + seconds, order_key=order_key)
             if seconds > 0:
                 self._kafka("pause", self.consumer.pause, [TopicPartition(*tp)])
                 self._in_flight[tp] = work
@@ -288,110 +270,6 @@ class KitchenLoop:
                 self.log.warning("handler failed", attempt=attempt, error=last[:512], exc_info=True)
         return None, f"processing failed {HANDLER_ATTEMPTS} times: {last}"
 
-    def _finish(self, work: _Work, batch: Batch) -> None:
-        source = (work.msg.topic(), work.msg.partition(), work.msg.offset())
-        for payload in work.step.emit:
-            key, value, headers = events.encode(payload, self.source)
-            batch.outputs.append(OutputRecord(payload.TOPIC, key.encode(), value, headers, source))
-        batch.add_offset(*source)
-        # After the commit a work item is needed only to resume its partition, time its step or log
-        # its end; bookkeeping records (delivery's early warnings) are not held, with their Messages,
-        # while their offsets wait for a batch with outputs.
-        if work.step.name or work.step.done or work.due > work.received:
-            batch.finished.append(work)
-        if work.order_key is not None:
-            batch.seen.add(work.order_key)
-
-    def _collect_due(self, batch: Batch) -> None:
-        now = time.monotonic()
-        for tp, work in list(self._in_flight.items()):
-            if work.due <= now:
-                del self._in_flight[tp]
-                self._finish(work, batch)
-
-    # -- checkpoint ------------------------------------------------------------------------
-    def _take_batch(self) -> Batch:
-        """Hand over the pending batch exactly once: what is committed or rewound never comes back."""
-        batch, self._batch = self._batch, Batch()
-        self._offsets_only_since = None
-        return batch
-
-    def _commit_pending(self, hold_offsets_only: bool = False) -> None:
-        """Commit the finished work; hold_offsets_only: a batch without outputs may wait for one
-        with outputs (see the module doc), up to OFFSETS_ONLY_WAIT_S."""
-        self._collect_due(self._batch)
-        pending = self._batch
-        if hold_offsets_only and pending and not pending.outputs:
-            now = time.monotonic()
-            if self._offsets_only_since is None:
-                self._offsets_only_since = now
-            if now - self._offsets_only_since < OFFSETS_ONLY_WAIT_S:
-                return
-        batch = self._take_batch()
-        if batch:
-            self._commit(batch)
-        else:
-            self.checkpoint.renew_after_outage()
-
-    def _commit(self, batch: Batch) -> None:
-        write_held_lines()  # the batch's lines are out before a transaction call that may hang
-        outcome = self.checkpoint.commit(batch, self.consumer.consumer_group_metadata)
-        if outcome is Outcome.ABORTED:
-            self.dead_letters.remember_refusals(batch)
-            self._rewind(batch)
-            return
-        # Only for the lag statistics: auto-commit is off, so nothing else commits these.
-        self._kafka(
-            "store_offsets",
-            self.consumer.store_offsets,
-            offsets=[TopicPartition(t, p, o) for (t, p), o in batch.offsets.items() if (t, p) in self._assigned],
-        )
-        self._committed(batch)
-
-    def _committed(self, batch: Batch) -> None:
-        """Its work done for good: resume its partitions, count it, log each step's end."""
-        produced: dict[str, int] = {}
-        for record in batch.outputs:
-            produced[record.topic] = produced.get(record.topic, 0) + 1
-        for topic, count in produced.items():
-            metrics.EVENTS_PRODUCED.labels(self.component, topic).inc(count)
-        for topic in batch.dead_letters:
-            metrics.DLQ_EVENTS.labels(self.component, topic).inc()
-        for order_key in batch.seen:
-            self.done_orders.add(*order_key)
-        if debug_enabled():  # at INFO the consumer of each output logs it, once
-            for msg in batch.delivered:
-                self.log.debug("event produced", **record_fields(msg))
-        now = time.monotonic()
-        step_seconds: dict[str, object] = {}
-        for work in batch.finished:
-            self._resume(work)
-            spent = now - work.received
-            name = work.step.name
-            if name:
-                histogram = step_seconds.get(name)
-                if histogram is None:
-                    histogram = step_seconds[name] = metrics.KITCHEN_STEP_SECONDS.labels(self.component, name)
-                histogram.observe(spent)  # type: ignore[attr-defined]
-            if work.step.done:
-                self.log.info(work.step.done, step=name, seconds_spent=round(spent, 3), **record_coordinates(work.msg))
-        self.log.debug("transaction committed", events=len(batch.outputs), offsets=len(batch.offsets))
-        metrics.ORDERS_IN_PROGRESS.labels(self.component).set(len(self._in_flight))
-
-    def _rewind(self, batch: Batch) -> None:
-        """Consume the batch's records again, on the partitions still assigned."""
-        for (topic, partition), first in batch.first_offsets.items():
-            self._in_flight.pop((topic, partition), None)
-            if (topic, partition) not in self._assigned:
-                continue
-            self._kafka("resume", self.consumer.resume, [TopicPartition(topic, partition)])
-            self._kafka("seek", self.consumer.seek, TopicPartition(topic, partition, first))
-
-    def _resume(self, work: _Work) -> None:
-        tp = (work.msg.topic(), work.msg.partition())
-        if tp in self._assigned and work.due > work.received:
-            self._kafka("resume", self.consumer.resume, [TopicPartition(*tp)])
-
     # -- rebalance callbacks (run inside poll) -----------------------------------------------
     def _on_assign(self, consumer, partitions) -> None:
         self._joined = True
@@ -405,24 +283,19 @@ class KitchenLoop:
     def _on_revoke(self, consumer, partitions) -> None:
         # Commit on revoke: work finished so far is committed while this member still
         # owns the partitions; after the rebalance the commit would be fenced and redone.
-        self._commit_pending()
+        self.uncommitted.commit_pending()
         self._drop_partitions(partitions, "revoked")
 
     def _on_lost(self, consumer, partitions) -> None:
         # Lost (evicted): the group moved on, nothing can be committed; redo what is still ours.
         self._drop_partitions(partitions, "lost")
-        batch = self._take_batch()
-        if batch:
-            self._rewind(batch)
+        self.uncommitted.rewind_pending()
 
     def _drop_partitions(self, partitions, kind: str) -> None:
         metrics.REBALANCES.labels(self.component, self.usage.group, kind).inc()
-        for p in partitions:
-            tp = (p.topic, p.partition)
-            self._assigned.discard(tp)
-            work = self._in_flight.pop(tp, None)
-            if work is not None:
-                self._abandon(work, f"partition {kind}")
+        given_up = [(p.topic, p.partition) for p in partitions]
+        self._assigned.difference_update(given_up)
+        self.uncommitted.abandon(given_up, f"partition {kind}")
         if partitions:
             # librdkafka keeps a partition's pause across an unassign: handed back to this member
             # later, a partition given up mid-step would never be fetched again. Give all up unpaused.
@@ -438,20 +311,10 @@ class KitchenLoop:
             metrics.ASSIGNED_PARTITIONS.labels(self.component, self.usage.group, topic).set(count)
         metrics.ORDERS_IN_PROGRESS.labels(self.component).set(len(self._in_flight))
 
-    def _abandon(self, work: _Work, why: str) -> None:
-        self.log.info(
-            "step abandoned, not committed: it will be done again",
-            reason=why,
-            step=work.step.name,
-            **record_coordinates(work.msg),
-        )
-
     # -- shutdown ----------------------------------------------------------------------------
     def _shutdown(self) -> int:
         self.log.info("shutting down: no new work is taken")
-        for work in list(self._in_flight.values()):
-            self._abandon(work, "shutting down")
-        self._in_flight.clear()
+        self.uncommitted.abandon_all("shutting down")
         self.log.info("closing the consumer: committing nothing more, leaving the group")
         self._kafka("consumer close", self.consumer.close, timeout=CLOSE_TIMEOUT_S, shutdown_step=True)
         self.log.info("consumer closed, left the group", group=self.usage.group)

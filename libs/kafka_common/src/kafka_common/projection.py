@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
@@ -108,10 +109,7 @@ class ProjectionLoop:
         self.on_caught_up = on_caught_up
         self._unfinished: set[tuple[str, int]] | None = None  # partitions not yet read to their start-up end
         self._caught_up = threading.Event()
-        self._replayed = 0
-        self._replay_batches = 0
-        self._progress_at = time.monotonic()
-        self._gc_threshold: tuple[int, ...] | None = None  # the thresholds to restore after the replay
+        self._replay = Replay(self.component, self.log)
         self.health.set_readiness(self._readiness)
         for topic in usage.consumes:  # exported at 0 from start-up
             for reason in ("invalid", "processing"):
@@ -160,7 +158,7 @@ class ProjectionLoop:
                 self._unfinished = {(p.topic, p.partition) for p in partitions}
                 self.calls.call("assign", self.consumer.assign, partitions)
                 self.log.info("partitions assigned", partitions=describe(partitions))
-                self._replay_gc()
+                self._replay.start()
             while not self.stop.is_set() and not self.health.fatal:
                 msg = self.calls.call("poll", self.consumer.poll, POLL_TIMEOUT_S, timeout=POLL_TIMEOUT_S)
                 self.health.beat()
@@ -175,7 +173,7 @@ class ProjectionLoop:
             self.health.set_fatal(f"{type(exc).__name__}: {exc}")
             self.log.exception("unexpected error in the projection loop, stopping")
         finally:
-            self._live_gc()
+            self._replay.end()
         self.log.info("shutting down")
         self.calls.call("consumer close", self.consumer.close, timeout=CLOSE_TIMEOUT_S, shutdown_step=True)
         self.log.info("consumer closed")
@@ -222,7 +220,7 @@ class ProjectionLoop:
                         seen.append(topic)
                         last[topic, msg.partition()] = msg
                         self._take(msg, topic, handed, replay)
-                    self._replay_progress(seen)
+                    self._replay.counted(seen, partitions_to_go=len(self._unfinished or ()))
                 else:
                     for msg in records:
                         topic = msg.topic()
@@ -274,32 +272,6 @@ class ProjectionLoop:
         with _about(msg, within_receiving=within_receiving):
             self.log.error("event could not be applied, skipped", error=_error_text(exc), exc_info=exc)
 
-    def _replay_progress(self, topics: list[str]) -> None:
-        """A replayed batch's records counted (by their topics)."""
-        for topic, n in collections.Counter(topics).items():
-            metrics.EVENTS_CONSUMED.labels(self.component, topic).inc(n)
-        self._replayed += len(topics)
-        self._replay_batches += 1
-        if time.monotonic() - self._progress_at >= REPLAY_PROGRESS_EVERY_S:
-            self._progress_at = time.monotonic()
-            self.log.info(
-                "rebuilding the read model",
-                events_replayed=self._replayed,
-                partitions_to_go=len(self._unfinished or ()),
-            )
-
-    def _replay_gc(self) -> None:
-        """Garbage collection for the replay: what start-up made lives as long as the process, so
-        no full collection need walk it again (gc.freeze); the youngest generation collected less often."""
-        gc.freeze()
-        self._gc_threshold = gc.get_threshold()
-        gc.set_threshold(REPLAY_GC_THRESHOLD, *self._gc_threshold[1:])
-
-    def _live_gc(self) -> None:
-        if self._gc_threshold is not None:
-            gc.set_threshold(*self._gc_threshold)
-            self._gc_threshold = None
-
     def _reached_end(self, topic: str, partition: int) -> None:
         if self._unfinished is None or self._caught_up.is_set():
             return
@@ -308,13 +280,56 @@ class ProjectionLoop:
             if self.on_caught_up is not None:  # before readers are served: building its indexes, say
                 self.on_caught_up()
             self._caught_up.set()
-            self._live_gc()
-            metrics.READ_MODEL_CAUGHT_UP.labels(self.component).set(1)
+            self._replay.caught_up()
+
+
+class Replay:
+    """A replay's bookkeeping: its garbage collection, its records counted (per batch) and its
+    progress lines, from start() until caught_up() (or end(), if the loop stops before)."""
+
+    def __init__(self, component: str, log: Any):
+        self.component = component
+        self.log = log
+        self.replayed = 0
+        self.batches = 0
+        self._progress_at = time.monotonic()
+        self._gc_threshold: tuple[int, ...] | None = None  # the thresholds to restore after the replay
+
+    def start(self) -> None:
+        """Garbage collection for the replay: what start-up made lives as long as the process, so
+        no full collection need walk it again (gc.freeze); the youngest generation collected less often."""
+        gc.freeze()
+        self._gc_threshold = gc.get_threshold()
+        gc.set_threshold(REPLAY_GC_THRESHOLD, *self._gc_threshold[1:])
+
+    def counted(self, topics: list[str], partitions_to_go: int) -> None:
+        """A replayed batch's records counted (by their topics)."""
+        for topic, n in collections.Counter(topics).items():
+            metrics.EVENTS_CONSUMED.labels(self.component, topic).inc(n)
+        self.replayed += len(topics)
+        self.batches += 1
+        if time.monotonic() - self._progress_at >= REPLAY_PROGRESS_EVERY_S:
+            self._progress_at = time.monotonic()
             self.log.info(
-                "read model caught up with every partition",
-                events_replayed=self._replayed,
-                batches=self._replay_batches,
+                "rebuilding the read model",
+                events_replayed=self.replayed,
+                partitions_to_go=partitions_to_go,
             )
+
+    def caught_up(self) -> None:
+        self.end()
+        metrics.READ_MODEL_CAUGHT_UP.labels(self.component).set(1)
+        self.log.info(
+            "read model caught up with every partition",
+            events_replayed=self.replayed,
+            batches=self.batches,
+        )
+
+    def end(self) -> None:
+        """The garbage collector as it was before the replay (once)."""
+        if self._gc_threshold is not None:
+            gc.set_threshold(*self._gc_threshold)
+            self._gc_threshold = None
 
 
 def _error_text(exc: BaseException) -> str:
