@@ -34,7 +34,7 @@ from kafka_common.shop.events import PizzaOrdered, PizzaStatus
 from kafka_common.timestamps import format_utc as _iso
 from pizza_status.fold import Fold, Outcome
 from pizza_status.queries import AppliedPositions, Queries
-from pizza_status.store import ROWS_PER_INSERT as ROWS_PER_INSERT  # rows per statement, which tests go beyond
+from pizza_status.store import ROWS_PER_INSERT as ROWS_PER_INSERT  # the store's, named here too: rows per INSERT
 from pizza_status.store import Store
 
 PURGE_EVERY_S = 60.0
@@ -77,6 +77,9 @@ def _publish(outcome: Outcome) -> None:
 
 
 class ReadModel:
+    """What handlers.py and query_api.py use: events in (a batch at a time), answers out. It owns the
+    order of things: fold, write, then keep and publish only what was committed; purge on the side."""
+
     def __init__(
         self,
         path: str = ":memory:",
