@@ -216,14 +216,14 @@ def test_orders_older_than_the_ttl_are_dropped(model):
     model.ttl = timedelta(minutes=30)
     assert model.purge() == 1
     assert model.order(new) is None
-    assert model._db.execute("SELECT count(*) FROM order_events").fetchone()[0] == 0
+    assert model._store.db.execute("SELECT count(*) FROM order_events").fetchone()[0] == 0
 
 
 def test_status_events_of_an_order_that_never_comes_are_purged(model, clock):
     model.apply_status(status(ids.new_order_id(), 200, seconds(-1)))
     clock.now = NOW + timedelta(hours=3)
     model.purge()
-    assert model._db.execute("SELECT count(*) FROM order_events").fetchone()[0] == 0
+    assert model._store.db.execute("SELECT count(*) FROM order_events").fetchone()[0] == 0
 
 
 def test_replaying_the_log_into_the_same_database_changes_nothing(tmp_path, clock):
@@ -257,11 +257,11 @@ def test_an_event_that_fails_halfway_leaves_nothing_behind_in_a_file(tmp_path, c
     model = ReadModel(str(tmp_path / "orders.sqlite"), clock=clock)
     oid = ids.new_order_id()
     model.apply_ordered(ordered(oid))
-    model._db.execute("CREATE TEMP TRIGGER crash BEFORE UPDATE ON orders BEGIN SELECT RAISE(ABORT, 'crash'); END")
+    model._store.db.execute("CREATE TEMP TRIGGER crash BEFORE UPDATE ON orders BEGIN SELECT RAISE(ABORT, 'crash'); END")
     oven = status(oid, 200)
     with pytest.raises(sqlite3.DatabaseError, match="crash"):
         model.apply_status(oven)
-    model._db.execute("DROP TRIGGER crash")
+    model._store.db.execute("DROP TRIGGER crash")
     model.apply_status(oven)  # the replay after the restart
     assert model.order(oid)["status"] == 200 and timeline(model, oid) == [100, 200]
 
@@ -344,7 +344,7 @@ def test_a_batch_is_all_or_nothing(model):
     the projection loop then applies them one at a time, and only the one at fault fails."""
     first, broken, last = (ids.new_order_id() for _ in range(3))
     model.apply_ordered(ordered(first, seconds(-5)))
-    model._db.execute(
+    model._store.db.execute(
         f"CREATE TEMP TRIGGER crash BEFORE INSERT ON orders WHEN NEW.order_id = '{broken}' "
         "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
     )
@@ -361,7 +361,7 @@ def test_a_batch_is_all_or_nothing(model):
             for e in batch:
                 (model.apply_ordered if isinstance(e.payload, PizzaOrdered) else model.apply_status)(e)
     assert model.order(first)["status"] == 100 and model.order(broken) is None and model.order(last) is None
-    assert model._db.execute("SELECT count(*) FROM order_events").fetchone()[0] == 1
+    assert model._store.db.execute("SELECT count(*) FROM order_events").fetchone()[0] == 1
     assert ignored("repeated") == repeated
     failed = []
     for e in batch:
@@ -373,11 +373,11 @@ def test_a_batch_is_all_or_nothing(model):
     assert failed == [batch[1]]
     assert model.order(first)["status"] == 200 and model.order(last)["status"] == 100
     assert model.order(broken) is None  # its status waits in the timeline, its 100 is not there
-    assert [row[0] for row in model._db.execute("SELECT status FROM order_events WHERE order_id = ?", (broken,))] == [
-        200
-    ]
+    assert [
+        row[0] for row in model._store.db.execute("SELECT status FROM order_events WHERE order_id = ?", (broken,))
+    ] == [200]
     assert ignored("repeated") == repeated + 1
-    model._db.execute("DROP TRIGGER crash")
+    model._store.db.execute("DROP TRIGGER crash")
     model.apply_ordered(batch[1])  # redone later: nothing of the failed attempt is in the way
     assert timeline(model, broken) == [100, 200] and model.order(broken)["status"] == 200
 
@@ -403,7 +403,7 @@ def test_a_bulk_load_builds_the_same_model_and_its_indexes_once_caught_up(tmp_pa
         return model
 
     def indexes(model):
-        return {row[0] for row in model._db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        return {row[0] for row in model._store.db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
 
     path = str(tmp_path / "orders.sqlite")
     live = replay(ReadModel(path, clock=clock))
@@ -416,7 +416,7 @@ def test_a_bulk_load_builds_the_same_model_and_its_indexes_once_caught_up(tmp_pa
     fresh = replay(ReadModel(clock=clock, bulk_load=True))
     fresh.caught_up()
     assert fresh.order(oid) == live.order(oid) and fresh.orders_of("c0ffee") == live.orders_of("c0ffee")
-    assert fresh._db.execute("SELECT count(*) FROM order_events").fetchone()[0] == 4
+    assert fresh._store.db.execute("SELECT count(*) FROM order_events").fetchone()[0] == 4
 
 
 def test_a_batch_of_more_rows_than_one_insert_takes_is_written_whole(clock):
