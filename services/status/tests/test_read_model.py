@@ -11,7 +11,8 @@ from prometheus_client import REGISTRY
 from kafka_common.events import Envelope, Event
 from kafka_common.shop import ids, topics
 from kafka_common.shop.events import Pizza, PizzaOrdered, PizzaStatus
-from pizza_status.read_model import ROWS_PER_INSERT, ReadModel
+from pizza_status.read_model import ReadModel
+from pizza_status.store import ROWS_PER_INSERT
 
 PIZZA = Pizza(sauce="Pesto", cheese="Gouda", main_topping="Pork", extra_toppings=("Onion",))
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

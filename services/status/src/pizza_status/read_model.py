@@ -34,7 +34,6 @@ from kafka_common.shop.events import PizzaOrdered, PizzaStatus
 from kafka_common.timestamps import format_utc as _iso
 from pizza_status.fold import Fold, Outcome
 from pizza_status.queries import AppliedPositions, Queries
-from pizza_status.store import ROWS_PER_INSERT as ROWS_PER_INSERT  # the store's, named here too: rows per INSERT
 from pizza_status.store import Store
 
 PURGE_EVERY_S = 60.0
