@@ -122,7 +122,11 @@ class KitchenLoop:
         self._finish = self.uncommitted.finish
         self._joined = False
         self.health.set_readiness(self._readiness)
-        for topic in usage.consumes:  # exported at 0 from start-up: dashboards see 0, not "no data"
+        self._export_zeros()
+
+    def _export_zeros(self) -> None:
+        """The loop's counters exported at 0 from start-up: dashboards see 0, not "no data"."""
+        for topic in self.usage.consumes:
             metrics.DLQ_EVENTS.labels(self.component, topic)
             metrics.DUPLICATE_EVENTS.labels(self.component, topic)
             for reason in ("invalid", "processing", "undeliverable"):
